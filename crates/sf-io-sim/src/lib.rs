@@ -1,0 +1,6 @@
+//! The simulated world that drives [`sf_core`] deterministically.
+//!
+//! Role (filled by the simulator issue): one RNG seed, a virtual clock, a
+//! simulated disk with process- and host-crash semantics, a simulated server and
+//! network with fault injection, invariant checkers named after DESIGN §4, and a
+//! trace whose hash proves that a seed replays byte for byte.
