@@ -10,6 +10,11 @@
 //! repository; all multi-byte numbers are little-endian.
 #![forbid(unsafe_code)]
 
+pub mod decoder;
+pub mod encoder;
+pub mod gorilla;
+pub mod response;
 pub mod status;
 pub mod types;
+pub mod upgrade;
 pub mod varint;

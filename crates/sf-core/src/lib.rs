@@ -12,8 +12,20 @@
 //! invariants each module keeps.
 #![forbid(unsafe_code)]
 
+pub mod ack;
+pub mod backoff;
+pub mod config;
+pub mod durability;
+pub mod durable_ack;
+pub mod errors;
+pub mod hosts;
 pub mod ids;
+pub mod recovery;
+pub mod ring;
+pub mod segment;
+pub mod storage;
 pub mod time;
+pub mod watermark;
 
 pub use ids::{Fsn, SegmentGen, WireSeq};
 pub use time::Instant;
