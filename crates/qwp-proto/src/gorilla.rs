@@ -127,7 +127,7 @@ pub fn decode(input: &[u8], count: usize) -> Result<(Vec<i64>, usize), GorillaEr
     };
     match encoding {
         ENCODING_RAW => {
-            let need = count.checked_mul(8).unwrap_or(usize::MAX);
+            let need = count.saturating_mul(8);
             if rest.len() < need {
                 return Err(GorillaError::Truncated {
                     count,
