@@ -25,7 +25,7 @@ impl Fsn {
     }
 
     /// The FSN `n` frames after this one.
-    pub fn add(self, n: u64) -> Fsn {
+    pub fn plus(self, n: u64) -> Fsn {
         Fsn(self.0 + n)
     }
 
