@@ -21,6 +21,11 @@ pub struct RecoveredSegment {
     pub append_offset: u64,
     /// The file's size in bytes (its capacity).
     pub file_size: u64,
+    /// Non-zero bytes found after `append_offset` that form a torn tail (an
+    /// interrupted append). The ring never appends into a segment with a
+    /// torn tail: it seals it and rotates, so new frames never sit next to
+    /// garbage that a later recovery would have to judge.
+    pub torn_tail_bytes: u64,
 }
 
 impl RecoveredSegment {
