@@ -14,8 +14,10 @@ pub struct RecoveredSegment {
     pub gen: Option<SegmentGen>,
     /// FSN of its first frame (`baseSeq` from its header).
     pub base_fsn: Fsn,
-    /// Number of verified frames.
-    pub frame_count: u64,
+    /// Start offset of each verified frame, ascending; frame `i` has FSN
+    /// `base_fsn + i`. Lets the ring locate any FSN for replay without
+    /// re-reading the file.
+    pub frame_offsets: Vec<u64>,
     /// Byte offset just past the last verified frame (`last_good`): where
     /// the next frame would be written.
     pub append_offset: u64,
@@ -29,6 +31,11 @@ pub struct RecoveredSegment {
 }
 
 impl RecoveredSegment {
+    /// Number of verified frames.
+    pub fn frame_count(&self) -> u64 {
+        self.frame_offsets.len() as u64
+    }
+
     /// The file name of this segment inside the slot directory.
     pub fn file_name(&self) -> String {
         match self.gen {
@@ -41,9 +48,10 @@ impl RecoveredSegment {
 /// The legacy segment file name accepted by recovery (sf-client §5.3).
 pub const LEGACY_INITIAL_SEGMENT: &str = "sf-initial.sfa";
 
-/// A segment file with a valid header and no frames that is not part of the
-/// log (an unused pre-provisioned spare). Kept on disk; the ring may reuse it
-/// as a spare or unlink it.
+/// A segment file that holds no frames and is not part of the log: an unused
+/// pre-provisioned spare, either all zeros (created, never installed) or with
+/// a valid header and no frames. Kept on disk; the ring may reuse it as a
+/// spare or unlink it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeftoverSpare {
     /// Its generation.
