@@ -366,13 +366,12 @@ fn check_tables(tables: &[TableSeqTxn]) -> Result<u16, ResponseEncodeError> {
     Ok(count)
 }
 
-/// Encoded size of the entries (without the count).
+/// Encoded size of the entries (the count is part of the minimum length).
 fn tables_len(tables: &[TableSeqTxn]) -> usize {
     tables
         .iter()
         .map(|t| MIN_TABLE_ENTRY_LEN + t.name.len())
         .sum::<usize>()
-        + 2
 }
 
 /// Writes `tableCount` and the entries; `check_tables` has validated them.

@@ -109,6 +109,28 @@ pub fn request_headers(
     Ok(headers)
 }
 
+/// Server side: whether an upgrade request opts in to durable ACKs
+/// ([`HEADER_REQUEST_DURABLE_ACK`] is `true`, ASCII-case-insensitive and
+/// trimmed; the first occurrence wins).
+pub fn durable_ack_requested<'a, I>(request_headers: I) -> bool
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+{
+    header(request_headers, HEADER_REQUEST_DURABLE_ACK)
+        .map(<[u8]>::trim_ascii)
+        .is_some_and(|v| v.eq_ignore_ascii_case(REQUEST_DURABLE_ACK_VALUE.as_bytes()))
+}
+
+/// Server side: the QWP headers of a `101` answer: the negotiated `version`,
+/// and the durable-ACK echo when the server will send DURABLE_ACK frames.
+pub fn accept_headers(version: u8, durable_ack: bool) -> Vec<(&'static str, String)> {
+    let mut headers = vec![(HEADER_VERSION, version.to_string())];
+    if durable_ack {
+        headers.push((HEADER_DURABLE_ACK, DURABLE_ACK_ENABLED.to_owned()));
+    }
+    headers
+}
+
 /// A per-host transport-class upgrade failure (failover.md §6 "Transient").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpgradeFailure {
@@ -408,6 +430,28 @@ mod tests {
             );
             assert_eq!(out.failover_class(), FailoverClass::Transient);
         }
+    }
+
+    #[test]
+    fn request_and_accept_headers_round_trip_through_both_sides() {
+        for durable in [false, true] {
+            let req = request_headers("rust/0.1.0", durable).unwrap();
+            let req: Vec<(&str, &[u8])> = req.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+            assert_eq!(durable_ack_requested(req.iter().copied()), durable);
+            let resp = accept_headers(1, durable);
+            let resp: Vec<(&str, &[u8])> = resp.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+            assert_eq!(
+                classify_upgrade(101, resp.iter().copied(), CLIENT_MAX_VERSION, durable),
+                UpgradeOutcome::Accepted {
+                    version: 1,
+                    durable_ack: durable
+                }
+            );
+        }
+        let h: [(&str, &[u8]); 1] = [("x-qwp-request-durable-ack", b" TRUE ")];
+        assert!(durable_ack_requested(h));
+        let h: [(&str, &[u8]); 1] = [("X-QWP-Request-Durable-Ack", b"yes")];
+        assert!(!durable_ack_requested(h));
     }
 
     #[test]
