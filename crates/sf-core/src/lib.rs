@@ -20,6 +20,7 @@ pub mod durable_ack;
 pub mod errors;
 pub mod hosts;
 pub mod ids;
+pub mod reconnect;
 pub mod recovery;
 pub mod ring;
 pub mod segment;
