@@ -668,26 +668,24 @@ pub(super) fn parse(conf: &str) -> Result<Config, ConfigError> {
     };
     let mut builder = ConfigBuilder::new(transport);
     let mut lexer = Lexer::new(params);
-    // A secret with an unescaped `;` spills into the next parameter; an error
-    // about that parameter must not quote it.
+    // A secret with an unescaped `;` spills into the next parameter. When
+    // that parameter is not a known `key=` the error would quote part of the
+    // secret, so it names the secret key instead. A known key after a secret
+    // is taken at face value: its errors are reported as usual.
     let mut after_secret: Option<&'static str> = None;
     while let Some(param) = lexer.next_param() {
-        let result = match param {
-            Err(NoEquals { fragment }) => Err(ConfigError::MissingEquals {
-                fragment: fragment.chars().take(FRAGMENT_QUOTE_CHARS).collect(),
-            }),
-            Ok(param) => resolve_key(param.key)
-                .and_then(|key| builder.apply(key, &param.value).map(|()| key)),
+        let hide_if_secret = |e: ConfigError| match after_secret {
+            Some(secret) => ConfigError::SecretNotEscaped { key: secret },
+            None => e,
         };
-        match result {
-            Ok(key) => after_secret = key.is_secret().then(|| key.name()),
-            Err(e) => {
-                return Err(match after_secret {
-                    Some(secret) => ConfigError::SecretNotEscaped { key: secret },
-                    None => e,
-                })
-            }
-        }
+        let param = param.map_err(|NoEquals { fragment }| {
+            hide_if_secret(ConfigError::MissingEquals {
+                fragment: fragment.chars().take(FRAGMENT_QUOTE_CHARS).collect(),
+            })
+        })?;
+        let key = resolve_key(param.key).map_err(hide_if_secret)?;
+        builder.apply(key, &param.value)?;
+        after_secret = key.is_secret().then(|| key.name());
     }
     builder.build()
 }

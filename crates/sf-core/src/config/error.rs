@@ -3,9 +3,10 @@
 //! Every variant names the key it is about and, for keys whose values are not
 //! secret, the offending value, so that the message alone tells the user what
 //! to change. Values of `password`, `token` and `tls_roots_password` never
-//! appear in an error: those keys only fail when empty, and text that follows
-//! them without a `;` escape gets [`ConfigError::SecretNotEscaped`] instead of
-//! an echo.
+//! appear in an error: those keys only fail when empty, and when the parameter
+//! after one of them is not a known `key=` (the mark of a secret holding an
+//! unescaped `;`), the error is [`ConfigError::SecretNotEscaped`], which does
+//! not quote it.
 
 /// Why a connect string (or a builder setting) was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
