@@ -570,7 +570,14 @@ fn count_or_off(key: &str, value: &str) -> Result<Option<NonZeroU64>, ConfigErro
     if is_off(value) {
         return Ok(None);
     }
-    let n = values::parse_int_in(key, value, 0, i64::MAX)?;
+    let n = values::parse_i64(key, value)?;
+    if n < 0 {
+        return Err(out_of_range(
+            key,
+            value,
+            "expected a positive count, or `off` (`0` also means off)".to_owned(),
+        ));
+    }
     Ok(NonZeroU64::new(n as u64))
 }
 
