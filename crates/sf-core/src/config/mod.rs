@@ -63,6 +63,8 @@ pub use error::ConfigError;
 pub use qwp_proto::status::{ErrorCategory, ErrorPolicy};
 
 use crate::durability::DurabilityMode;
+use crate::errors::ErrorPolicies;
+pub use crate::reconnect::InitialConnectRetry;
 
 /// Every key a connect string may hold, in the order
 /// [`Config::to_conf_string`] writes them.
@@ -294,19 +296,6 @@ impl StorageConfig {
     }
 }
 
-/// What the first connect does when it fails (`initial_connect_retry`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InitialConnectRetry {
-    /// `off` (alias `false`): the first failure is terminal.
-    Off,
-    /// `on` (aliases `sync`, `true`): run the reconnect loop, blocking the
-    /// constructor.
-    On,
-    /// `async`: run the reconnect loop on the I/O task; the constructor
-    /// returns at once.
-    Async,
-}
-
 /// Reconnect, backoff and connection timeouts (sf-client §4.2, failover.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconnectConfig {
@@ -397,20 +386,29 @@ impl ErrorHandling {
     /// be overridden (PROTOCOL_VIOLATION, UNKNOWN); otherwise the category's
     /// own key, else `on_server_error`, else the spec default (§14.3).
     pub fn policy_for(&self, category: ErrorCategory) -> ErrorPolicy {
-        let specific = match category {
-            ErrorCategory::SchemaMismatch => self.on_schema_error,
-            ErrorCategory::ParseError => self.on_parse_error,
-            ErrorCategory::InternalError => self.on_internal_error,
-            ErrorCategory::SecurityError => self.on_security_error,
-            ErrorCategory::WriteError => self.on_write_error,
-            ErrorCategory::ProtocolViolation | ErrorCategory::Unknown => None,
-        };
-        if !category.is_overridable() {
-            return category.default_policy();
+        self.policies().resolve(category)
+    }
+
+    /// These overrides as the policy table the error handler applies.
+    pub fn policies(&self) -> ErrorPolicies {
+        let mut p = ErrorPolicies::new();
+        if let Some(policy) = self.on_server_error {
+            p.set_server_default(policy);
         }
-        specific
-            .or(self.on_server_error)
-            .unwrap_or_else(|| category.default_policy())
+        let own = [
+            (ErrorCategory::SchemaMismatch, self.on_schema_error),
+            (ErrorCategory::ParseError, self.on_parse_error),
+            (ErrorCategory::InternalError, self.on_internal_error),
+            (ErrorCategory::SecurityError, self.on_security_error),
+            (ErrorCategory::WriteError, self.on_write_error),
+        ];
+        for (category, policy) in own {
+            if let Some(policy) = policy {
+                // Every category listed here is overridable.
+                let _ = p.set(category, policy);
+            }
+        }
+        p
     }
 }
 
