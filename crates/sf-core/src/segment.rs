@@ -302,16 +302,11 @@ pub fn write_frame(
 /// Verifies the frame at `offset` in `image` and returns its payload (used
 /// for replay).
 pub fn read_frame(image: &[u8], offset: u64) -> Result<&[u8], FrameReadError> {
-    let (start, end) = verify_frame(image, offset)?;
-    // `verify_frame` checked the bounds; `get` keeps this panic-free anyway.
-    image.get(start..end).ok_or(FrameReadError::RunsPastEnd {
-        offset,
-        len: (end - start) as i32,
-    })
+    verify_frame(image, offset)
 }
 
-/// Checks the frame at `offset`; on success returns the payload's range.
-fn verify_frame(image: &[u8], offset: u64) -> Result<(usize, usize), FrameReadError> {
+/// Checks the frame at `offset`; on success returns its payload.
+fn verify_frame(image: &[u8], offset: u64) -> Result<&[u8], FrameReadError> {
     let available = (image.len() as u64).saturating_sub(offset);
     let envelope = usize::try_from(offset).ok().and_then(|o| {
         image
@@ -343,7 +338,7 @@ fn verify_frame(image: &[u8], offset: u64) -> Result<(usize, usize), FrameReadEr
             computed,
         });
     }
-    Ok((payload_start, payload_start + payload_len))
+    Ok(payload)
 }
 
 /// What the scan found after `last_good` (S2).
@@ -476,9 +471,9 @@ pub fn scan_segment(image: &[u8]) -> Result<ScanOutcome, ScanError> {
     let mut pos = SEGMENT_HEADER_LEN as u64;
     let failure = loop {
         match verify_frame(image, pos) {
-            Ok((_, end)) => {
+            Ok(payload) => {
                 frame_offsets.push(pos);
-                pos = end as u64;
+                pos += (FRAME_HEADER_LEN + payload.len()) as u64;
             }
             Err(e) => break e,
         }

@@ -600,3 +600,26 @@ fn plan_reads_asks_for_the_watermark_only_when_listed() {
     assert!(rp.reads_watermark());
     assert_eq!(rp.segment_files().len(), 1);
 }
+
+#[test]
+fn refusals_and_warnings_name_the_file_in_their_message() {
+    let w = RecoveryWarning::TornTail {
+        name: name(1),
+        bytes: 14,
+        active: true,
+    };
+    assert_eq!(
+        w.to_string(),
+        "segment sf-0000000000000001.sfa (active) has a torn tail of 14 bytes"
+    );
+    let e = RecoveryError::Gap {
+        prev: name(1),
+        prev_end: Fsn(3),
+        next: name(2),
+        next_base: Fsn(4),
+    };
+    assert_eq!(
+        e.to_string(),
+        "FSN gap: sf-0000000000000001.sfa ends before FSN 3, but sf-0000000000000002.sfa starts at FSN 4"
+    );
+}
