@@ -298,6 +298,15 @@ fn geohash_all_ff_is_null_only_in_sentinel_mode() {
             })
         ]
     );
+    // Bitmap mode without a null row, 8 bits: FF is a value, not a null.
+    let m = decode(&one_column_message(1, 0x0e, &[0x01, 0x00, 8, 0xff])).unwrap();
+    assert_eq!(
+        m.tables[0].columns()[0].value(0),
+        Some(Value::Geohash {
+            value: 0xff,
+            precision_bits: 8
+        })
+    );
     // Bitmap mode, 8 bits: an FF value is a value (0xFF), not a null.
     let m = decode(&one_column_message(2, 0x0e, &[0x01, 0x01, 8, 0xff])).unwrap();
     assert_eq!(

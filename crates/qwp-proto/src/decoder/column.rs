@@ -48,7 +48,8 @@ pub(crate) fn decode_column(
     // the reference null (wire-ingress §11), so it decodes as null rather
     // than as a value. Other sentinels (BOOLEAN false, BYTE/SHORT/CHAR 0)
     // are indistinguishable from real values and are returned as values.
-    if nulls.is_none() {
+    // Only flag 00 means sentinel mode: in bitmap mode every value is one.
+    if flag == 0 {
         if let ColumnValues::Geohash {
             precision_bits,
             values,
