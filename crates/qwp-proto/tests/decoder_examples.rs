@@ -333,3 +333,87 @@ fn bitmap_without_nulls_equals_no_bitmap() {
     assert_eq!(a.tables, b.tables);
     assert!(a.tables[0].columns()[0].nulls().is_none());
 }
+
+#[test]
+fn brief_14_9_uuid_bytes() {
+    let mut section = vec![0x00];
+    section.extend(hex("00 00 44 55 66 44 16 a7 d4 41 9b e2 00 84 0e 55"));
+    let m = decode(&one_column_message(1, 0x0c, &section)).unwrap();
+    let Some(Value::Uuid(u)) = m.tables[0].columns()[0].value(0) else {
+        panic!("not a UUID");
+    };
+    assert_eq!(
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            u >> 96,
+            (u >> 80) & 0xffff,
+            (u >> 64) & 0xffff,
+            (u >> 48) & 0xffff,
+            u & 0xffff_ffff_ffff
+        ),
+        "550e8400-e29b-41d4-a716-446655440000"
+    );
+}
+
+#[test]
+fn brief_14_10_geohash_20_bits_and_null() {
+    let m = decode(&one_column_message(
+        2,
+        0x0e,
+        &hex("00 14 de bc 0a ff ff ff"),
+    ))
+    .unwrap();
+    let c = &m.tables[0].columns()[0];
+    assert_eq!(
+        c.iter().collect::<Vec<_>>(),
+        [
+            Some(Value::Geohash {
+                value: 0xABCDE,
+                precision_bits: 20
+            }),
+            None
+        ]
+    );
+    assert_eq!(c.nulls().unwrap().null_count(), 1);
+}
+
+#[test]
+fn brief_14_11_decimals_scale_before_values() {
+    let m = decode(&one_column_message(
+        1,
+        0x13,
+        &hex("00 03 39 30 00 00 00 00 00 00"),
+    ))
+    .unwrap();
+    assert_eq!(
+        m.tables[0].columns()[0].value(0),
+        Some(Value::Decimal64 {
+            unscaled: 12345,
+            scale: 3
+        })
+    );
+    let m = decode(&one_column_message(
+        1,
+        0x14,
+        &hex("00 02 fe ff ff ff ff ff ff ff ff ff ff ff ff ff ff ff"),
+    ))
+    .unwrap();
+    assert_eq!(
+        m.tables[0].columns()[0].value(0),
+        Some(Value::Decimal128 {
+            unscaled: -2,
+            scale: 2
+        })
+    );
+    let mut d256 = vec![0x00, 0x01];
+    d256.extend_from_slice(&[0xfe]);
+    d256.extend_from_slice(&[0xff; 31]);
+    let m = decode(&one_column_message(1, 0x15, &d256)).unwrap();
+    assert_eq!(
+        m.tables[0].columns()[0].value(0),
+        Some(Value::Decimal256 {
+            unscaled: [u64::MAX - 1, u64::MAX, u64::MAX, u64::MAX],
+            scale: 1
+        })
+    );
+}

@@ -85,10 +85,11 @@ fn check_decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Message, DecodeEr
         "decoding {} bytes allocated {peak} bytes at once",
         bytes.len()
     );
-    // Reading every row must not panic either.
+    // Reading rows must not panic either. Bounded: without a row limit a
+    // table with no columns may legitimately declare 2^60 empty rows.
     if let Ok(m) = &result {
         for t in &m.tables {
-            for row in t.rows() {
+            for row in t.rows().take(100_000) {
                 assert_eq!(row.len(), t.columns().len());
             }
         }
@@ -102,6 +103,9 @@ fn unlimited() -> DecodeLimits {
         max_symbol_entries: usize::MAX,
     }
 }
+
+/// Messages in [`corpus`].
+const CORPUS_LEN: usize = 4;
 
 fn fix_length(mut bytes: Vec<u8>) -> Vec<u8> {
     if bytes.len() >= 12 {
@@ -121,6 +125,7 @@ fn the_allocation_probe_detects_a_large_allocation() {
 
 #[test]
 fn corpus_decodes_within_the_allocation_bound() {
+    assert_eq!(corpus().len(), CORPUS_LEN);
     for msg in corpus() {
         check_decode(&msg, &DecodeLimits::default()).unwrap();
     }
@@ -221,7 +226,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_messages_never_panic(
-        which in 0usize..3,
+        which in 0usize..CORPUS_LEN,
         mutations in prop::collection::vec(mutation(), 1..4),
         patch_length in any::<bool>(),
     ) {
@@ -241,7 +246,7 @@ proptest! {
 
     #[test]
     fn mutated_streams_on_one_connection_never_panic(
-        steps in prop::collection::vec((0usize..3, mutation(), any::<bool>()), 1..8),
+        steps in prop::collection::vec((0usize..CORPUS_LEN, mutation(), any::<bool>()), 1..8),
     ) {
         let mut dec = ConnectionDecoder::with_limits(unlimited());
         for (which, m, mutate) in &steps {

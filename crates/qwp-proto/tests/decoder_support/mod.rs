@@ -502,7 +502,31 @@ pub fn example4() -> Vec<u8> {
     hex("51 57 50 31 01 0c 01 00 50 00 00 00 00 02 07 73 65 72 76 65 72 31 07 73 65 72 76 65 72 32 07 73 65 6e 73 6f 72 73 02 03 04 68 6f 73 74 09 04 74 65 6d 70 07 00 0a 00 00 01 00 66 66 66 66 66 e6 56 40 9a 99 99 99 99 19 57 40 00 01 00 40 1e 18 24 0a 06 00 40 82 2d 18 24 0a 06 00")
 }
 
-/// A few valid messages of different shapes, for mutation tests.
+/// Wire-brief §12 Example 3's SYMBOL section (per-column dictionary) in a
+/// message without the delta flag, beside a raw (non-Gorilla) timestamp.
+pub fn example3_message() -> Vec<u8> {
+    let mut ts = vec![0x00];
+    for t in [1i64, 2, 3] {
+        ts.extend_from_slice(&t.to_le_bytes());
+    }
+    let cols = [
+        Col::new(
+            "region",
+            0x09,
+            hex("00 02 02 75 73 02 65 75 00 01 00"),
+            vec![],
+        ),
+        Col::new("", 0x0a, ts, vec![]),
+    ];
+    message(0x00, 1, &table("t", 3, &cols))
+}
+
+/// Valid messages of different shapes, for mutation tests.
 pub fn corpus() -> Vec<Vec<u8>> {
-    vec![example1(), example4(), all_types_message()]
+    vec![
+        example1(),
+        example4(),
+        all_types_message(),
+        example3_message(),
+    ]
 }
