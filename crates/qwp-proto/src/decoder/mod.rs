@@ -18,9 +18,10 @@
 //!   every row has a value and sentinel values are returned *as values*
 //!   (BOOLEAN false, BYTE/SHORT/CHAR 0, LONG `i64::MIN`, DOUBLE NaN), with
 //!   one exception: a GEOHASH value of all-`FF` bytes at the column's width
-//!   decodes as null, since that is the only sentinel the spec defines that
-//!   cannot be a value. Padding bits past the last row in a null bitmap or a
-//!   BOOLEAN byte are ignored.
+//!   decodes as null, because all-ones is QuestDB's geohash null itself,
+//!   whereas the other sentinels are ordinary values. In bitmap mode (any
+//!   non-zero flag) every value is a value, GEOHASH included. Padding bits
+//!   past the last row in a null bitmap or a BOOLEAN byte are ignored.
 //! - **Symbols without the delta flag** use the per-column dictionary form
 //!   (`dict_size`, entries, then 0-based indices) of wire-ingress §12.
 //! - **Names.** Table and column names are at most 127 bytes of UTF-8; a
