@@ -349,6 +349,15 @@ impl MessageBuilder {
         let Some(t) = self.row.table else {
             return Err(EncodeError::NoRowInProgress);
         };
+        if name.is_empty() && !designated {
+            // The empty name is reserved for the designated timestamp.
+            let e = EncodeError::InvalidColumnName {
+                table: self.tables[t].name.clone(),
+                column: String::new(),
+                problem: NameProblem::Empty,
+            };
+            return self.fail(e);
+        }
         let gorilla = self.cfg.gorilla;
         let table = &mut self.tables[t];
         let c = match table.find_column(name) {
