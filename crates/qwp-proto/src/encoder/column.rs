@@ -305,9 +305,12 @@ pub(crate) struct Table {
     index: HashIndex,
     /// Column index used by the k-th column call of the previous row: rows
     /// usually repeat their column order, so this avoids hashing.
-    hint: Vec<u32>,
+    pub(crate) hint: Vec<u32>,
     /// Column calls so far in the row in progress.
     pub(crate) cursor: usize,
+    /// Index of the designated timestamp column (the empty name), kept
+    /// apart so ending a row never searches for it.
+    pub(crate) designated: Option<usize>,
     pub(crate) sizes: TableSizes,
     /// The bound counted in the message total as of the last committed row.
     pub(crate) committed_bound: usize,
@@ -322,6 +325,7 @@ impl Table {
             index: HashIndex::default(),
             hint: Vec::new(),
             cursor: 0,
+            designated: None,
             sizes: TableSizes::default(),
             committed_bound: 0,
         }
@@ -337,6 +341,7 @@ impl Table {
         self.index.clear();
         self.hint.clear();
         self.cursor = 0;
+        self.designated = None;
         self.sizes = TableSizes {
             fixed: varint::encoded_len(name.len() as u64) + name.len(),
             ..TableSizes::default()
@@ -388,6 +393,9 @@ impl Table {
     /// Removes the columns from index `keep` on, handing them to `pool`.
     /// Size counters are restored by the caller from its snapshot.
     pub(crate) fn truncate_columns(&mut self, keep: usize, pool: &mut Vec<Column>) {
+        if self.designated.is_some_and(|d| d >= keep) {
+            self.designated = None;
+        }
         while self.columns.len() > keep {
             let Some(col) = self.columns.pop() else { break };
             let i = self.columns.len() as u32;

@@ -346,6 +346,41 @@ impl MessageBuilder {
         shape: ColumnShape,
         designated: bool,
     ) -> Result<(usize, usize), EncodeError> {
+        if !designated {
+            if let Some(found) = self.fast_slot(name, shape) {
+                return Ok(found);
+            }
+        }
+        self.slow_slot(name, shape, designated)
+    }
+
+    /// The steady-state case of [`MessageBuilder::slot`]: the column the
+    /// previous row used at this call position, same name and shape, no
+    /// gap and not yet set in this row.
+    #[inline(always)]
+    fn fast_slot(&mut self, name: &str, shape: ColumnShape) -> Option<(usize, usize)> {
+        let t = self.row.table?;
+        let table = self.tables.get_mut(t)?;
+        let c = *table.hint.get(table.cursor)? as usize;
+        let col = table.columns.get(c)?;
+        if col.rows != table.rows || col.shape != shape || col.name != name {
+            return None;
+        }
+        table.cursor += 1;
+        if c < self.row.columns {
+            self.row.values.push((c as u32, col.data.len()));
+        }
+        self.row.set += 1;
+        Some((t, c))
+    }
+
+    #[inline(never)]
+    fn slow_slot(
+        &mut self,
+        name: &str,
+        shape: ColumnShape,
+        designated: bool,
+    ) -> Result<(usize, usize), EncodeError> {
         let Some(t) = self.row.table else {
             return Err(EncodeError::NoRowInProgress);
         };
@@ -360,7 +395,12 @@ impl MessageBuilder {
         }
         let gorilla = self.cfg.gorilla;
         let table = &mut self.tables[t];
-        let c = match table.find_column(name) {
+        let found = if designated {
+            table.designated
+        } else {
+            table.find_column(name)
+        };
+        let c = match found {
             Some(c) => {
                 let col = &table.columns[c];
                 if col.shape != shape {
@@ -410,10 +450,16 @@ impl MessageBuilder {
                 let mut col = self.column_pool.pop().unwrap_or_else(Column::new);
                 col.reset(name, shape);
                 table.push_column(col, gorilla);
-                table.columns.len() - 1
+                let c = table.columns.len() - 1;
+                if designated {
+                    table.designated = Some(c);
+                }
+                c
             }
         };
-        table.advance_cursor(c);
+        if !designated {
+            table.advance_cursor(c);
+        }
         let rows = table.rows;
         let col = &mut table.columns[c];
         col.pad_to(rows);
