@@ -1,7 +1,8 @@
 //! Rollback property: a builder fed random rows, some of them invalid (bad
 //! names, type changes, duplicates, out-of-range values, rows over the
 //! batch or row limits, abandoned rows), encodes exactly the bytes of a
-//! builder fed only the rows the first one accepted.
+//! builder fed only the rows the first one accepted; and a builder reused
+//! across messages encodes what a fresh one does.
 
 use proptest::prelude::*;
 use qwp_proto::encoder::{EncodeError, EncoderConfig, MessageBuilder};
@@ -153,6 +154,9 @@ proptest! {
                     let a = encode(&mut all);
                     prop_assert!(a.len() <= bound);
                     prop_assert_eq!(a, encode(&mut valid));
+                    // Compare the next message with a builder that has no
+                    // recycled tables, columns or symbols either.
+                    valid = MessageBuilder::with_config(cfg).unwrap();
                 }
             }
         }
