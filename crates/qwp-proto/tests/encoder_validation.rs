@@ -721,3 +721,58 @@ fn errors_name_the_problem() {
         "column \"d\" of table \"t\" is DECIMAL64(scale 2) in this message, not DECIMAL64(scale 3)"
     );
 }
+
+#[test]
+fn the_empty_column_name_is_refused_even_where_a_hint_points_at_the_designated_column() {
+    let mut b = MessageBuilder::new();
+    b.table("t").unwrap().column_i8("x", 1).unwrap();
+    b.at_server_time().unwrap();
+    // A failed row leaves a column-position hint at index 1 behind.
+    let err = b
+        .table("t")
+        .unwrap()
+        .column_i8("x", 2)
+        .unwrap()
+        .column_f64("a", 1.0)
+        .unwrap()
+        .column_f64("a", 2.0)
+        .unwrap_err();
+    assert!(matches!(err, EncodeError::DuplicateColumn { .. }));
+    // The designated timestamp now takes index 1.
+    b.table("t").unwrap().column_i8("x", 3).unwrap();
+    b.at_micros(5).unwrap();
+    let err = b
+        .table("t")
+        .unwrap()
+        .column_i8("x", 4)
+        .unwrap()
+        .column_ts_micros("", 7)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        EncodeError::InvalidColumnName {
+            problem: NameProblem::Empty,
+            ..
+        }
+    ));
+    assert_eq!(b.pending_rows(), 2);
+}
+
+#[test]
+fn at_now_is_a_designated_timestamp_at_the_callers_clock() {
+    let mut a = MessageBuilder::new();
+    let mut b = MessageBuilder::new();
+    a.table("t")
+        .unwrap()
+        .column_i8("x", 1)
+        .unwrap()
+        .at_now(42)
+        .unwrap();
+    b.table("t")
+        .unwrap()
+        .column_i8("x", 1)
+        .unwrap()
+        .at_micros(42)
+        .unwrap();
+    assert_eq!(encode(&mut a), encode(&mut b));
+}

@@ -346,7 +346,9 @@ impl MessageBuilder {
         shape: ColumnShape,
         designated: bool,
     ) -> Result<(usize, usize), EncodeError> {
-        if !designated {
+        // The empty name (reserved, refused by slow_slot) never takes the
+        // fast path: a recycled hint could point at the designated column.
+        if !designated && !name.is_empty() {
             if let Some(found) = self.fast_slot(name, shape) {
                 return Ok(found);
             }
