@@ -131,10 +131,11 @@ proptest! {
     fn failed_rows_leave_no_trace(
         steps in prop::collection::vec(step(), 1..60),
         gorilla in any::<bool>(),
+        always_send_dictionary in any::<bool>(),
         max_batch_bytes in prop_oneof![Just(16usize << 20), 100usize..600],
         max_rows_per_table in prop_oneof![Just(1_000_000usize), 1usize..6],
     ) {
-        let cfg = EncoderConfig { max_batch_bytes, gorilla, max_rows_per_table };
+        let cfg = EncoderConfig { max_batch_bytes, gorilla, max_rows_per_table, always_send_dictionary };
         let mut all = MessageBuilder::with_config(cfg).unwrap();
         let mut valid = MessageBuilder::with_config(cfg).unwrap();
         for s in &steps {

@@ -89,6 +89,7 @@ fn invalid_config_is_refused() {
         max_batch_bytes,
         max_rows_per_table,
         gorilla: true,
+        always_send_dictionary: false,
     };
     for c in [
         cfg(12, 10),
@@ -658,6 +659,15 @@ fn a_value_larger_than_the_batch_is_refused_before_copying() {
     };
     let mut b = MessageBuilder::with_config(cfg).unwrap();
     let big = "x".repeat(65);
+    let err = b.table("t").unwrap().symbol("s", &big).unwrap_err();
+    assert!(matches!(
+        err,
+        EncodeError::BatchFull {
+            max: 64,
+            pending_rows: 0,
+            ..
+        }
+    ));
     let err = b.table("t").unwrap().column_str("s", &big).unwrap_err();
     assert!(matches!(
         err,

@@ -610,3 +610,21 @@ fn encoded_len_bound_is_exact_without_nulls_or_gorilla() {
     // Exact but for the assumed bitmaps: 4 bitmap columns × ceil(50/8).
     assert_eq!(bound, msg.len() + 4 * 7);
 }
+
+#[test]
+fn always_send_dictionary_sends_an_empty_dictionary_without_symbols() {
+    let mut b = MessageBuilder::with_config(EncoderConfig {
+        always_send_dictionary: true,
+        ..EncoderConfig::default()
+    })
+    .unwrap();
+    b.table("t").unwrap().column_i8("k", 1).unwrap();
+    b.at_server_time().unwrap();
+    let bound = b.encoded_len_bound();
+    let msg = encode(&mut b);
+    assert!(msg.len() <= bound);
+    assert_eq!(
+        msg,
+        hex("51 57 50 31 01 0c 01 00 0b 00 00 00  00 00  01 74 01 01 01 6b 02 00 01")
+    );
+}

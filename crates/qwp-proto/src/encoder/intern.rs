@@ -140,13 +140,9 @@ impl SymbolDict {
     }
 
     /// Size of the dictionary section (`delta_start`, `delta_count`,
-    /// entries), or 0 when there are no symbols and no dictionary is sent.
+    /// entries).
     pub(crate) fn section_len(&self) -> usize {
-        if self.ends.is_empty() {
-            0
-        } else {
-            1 + crate::varint::encoded_len(self.len() as u64) + self.wire_bytes
-        }
+        1 + crate::varint::encoded_len(self.len() as u64) + self.wire_bytes
     }
 
     /// Appends the dictionary section with `delta_start = 0`.
@@ -190,6 +186,32 @@ mod tests {
         d.write(&mut out);
         assert_eq!(out, [0, 3, 1, b'a', 1, b'b', 1, b'd']);
         assert_eq!(d.section_len(), out.len());
+    }
+
+    #[test]
+    fn empty_dictionary_section_is_two_zero_varints() {
+        let d = SymbolDict::default();
+        let mut out = Vec::new();
+        d.write(&mut out);
+        assert_eq!(out, [0, 0]);
+        assert_eq!(d.section_len(), 2);
+    }
+
+    #[test]
+    fn hash_collisions_fall_back_to_a_scan() {
+        let mut d = SymbolDict::default();
+        assert_eq!(d.intern("a", 10), Some(0));
+        // Pretend "b" collides with "a": its hash slot names id 0.
+        d.index.insert(hash_bytes(b"b"), 0);
+        assert_eq!(d.intern("b", 10), Some(1));
+        assert_eq!(d.intern("b", 10), Some(1));
+        assert_eq!(d.intern("a", 10), Some(0));
+        let m = d.mark();
+        assert_eq!(d.intern("c", 10), Some(2));
+        d.rollback(m);
+        // The colliding slot still names "a", not the rolled-back entry.
+        assert_eq!(d.index.get(&hash_bytes(b"b")), Some(&0));
+        assert_eq!(d.intern("b", 10), Some(1));
     }
 
     #[test]

@@ -25,8 +25,10 @@
 //!   TIMESTAMP_NANOS column, by analogy with the empty-named TIMESTAMP the
 //!   spec defines; one table uses one unit per message.
 //! - `FLAG_DELTA_SYMBOL_DICT` is set only when the message has symbols
-//!   (the spec's Example 1 has flags `00`); when set, the dictionary starts
-//!   at id 0 and declares every id the message uses (sf-client §12).
+//!   (the spec's Example 1 has flags `00`), unless
+//!   [`EncoderConfig::always_send_dictionary`] asks for it on every message
+//!   like the Java client; when set, the dictionary starts at id 0 and
+//!   declares every id the message uses (sf-client §12).
 //! - A change of GEOHASH precision or DECIMAL scale within a table in one
 //!   message is a type change (the wire carries them once per column).
 //! - The batch limit includes the 12-byte header.
@@ -71,6 +73,11 @@ pub struct EncoderConfig {
     pub gorilla: bool,
     /// Most rows per table per message.
     pub max_rows_per_table: usize,
+    /// Send the symbol dictionary (`FLAG_DELTA_SYMBOL_DICT`, `00 00` when
+    /// empty) on every message, as the Java client does. Off (default): only
+    /// messages with symbols carry it, so a message without symbols matches
+    /// the spec's Example 1 (flags `00`).
+    pub always_send_dictionary: bool,
 }
 
 impl Default for EncoderConfig {
@@ -79,6 +86,7 @@ impl Default for EncoderConfig {
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             gorilla: true,
             max_rows_per_table: DEFAULT_MAX_ROWS_PER_TABLE,
+            always_send_dictionary: false,
         }
     }
 }
@@ -236,7 +244,21 @@ impl MessageBuilder {
         if self.pending_rows == 0 {
             0
         } else {
-            HEADER_LEN + self.symbols.section_len() + self.tables_bound
+            HEADER_LEN + self.dictionary_len() + self.tables_bound
+        }
+    }
+
+    /// Whether the message carries the symbol dictionary.
+    fn sends_dictionary(&self) -> bool {
+        self.symbols.len() > 0 || self.cfg.always_send_dictionary
+    }
+
+    /// Size of the dictionary section, 0 when it is not sent.
+    fn dictionary_len(&self) -> usize {
+        if self.sends_dictionary() {
+            self.symbols.section_len()
+        } else {
+            0
         }
     }
 
@@ -511,6 +533,15 @@ impl MessageBuilder {
     pub fn symbol(&mut self, name: &str, value: &str) -> Result<&mut Self, EncodeError> {
         if self.row.table.is_none() {
             return Err(EncodeError::NoRowInProgress);
+        }
+        if value.len() > self.cfg.max_batch_bytes {
+            // Refuse before copying a value that can never fit.
+            let e = EncodeError::BatchFull {
+                would_be: HEADER_LEN.saturating_add(value.len()),
+                max: self.cfg.max_batch_bytes,
+                pending_rows: self.pending_rows,
+            };
+            return self.reject(e);
         }
         let Some(id) = self.symbols.intern(value, MAX_SYMBOLS) else {
             return self.reject(EncodeError::TooManySymbols { max: MAX_SYMBOLS });
@@ -946,9 +977,8 @@ impl MessageBuilder {
             return self.fail(e);
         }
         let bound = table.bound(rows);
-        let total = HEADER_LEN + self.symbols.section_len() + self.tables_bound
-            - table.committed_bound
-            + bound;
+        let total =
+            HEADER_LEN + self.dictionary_len() + self.tables_bound - table.committed_bound + bound;
         if total > self.cfg.max_batch_bytes {
             let e = EncodeError::BatchFull {
                 would_be: total,
@@ -986,7 +1016,8 @@ impl MessageBuilder {
         if self.cfg.gorilla {
             flags |= FLAG_GORILLA;
         }
-        if self.symbols.len() > 0 {
+        let dictionary = self.sends_dictionary();
+        if dictionary {
             flags |= FLAG_DELTA_SYMBOL_DICT;
         }
         out.extend_from_slice(&MAGIC.to_le_bytes());
@@ -995,7 +1026,7 @@ impl MessageBuilder {
         // Table count is at most MAX_TABLES (u16), checked on creation.
         out.extend_from_slice(&(self.tables.len() as u16).to_le_bytes());
         out.extend_from_slice(&[0; 4]);
-        if self.symbols.len() > 0 {
+        if dictionary {
             self.symbols.write(out);
         }
         for table in &self.tables {
