@@ -376,27 +376,38 @@ impl MessageBuilder {
     ) -> Result<(usize, usize), EncodeError> {
         // The empty name (reserved, refused by slow_slot) never takes the
         // fast path: a recycled hint could point at the designated column.
-        if !designated && !name.is_empty() {
-            if let Some(found) = self.fast_slot(name, shape) {
+        if designated || !name.is_empty() {
+            if let Some(found) = self.fast_slot(name, shape, designated) {
                 return Ok(found);
             }
         }
         self.slow_slot(name, shape, designated)
     }
 
-    /// The steady-state case of [`MessageBuilder::slot`]: the column the
-    /// previous row used at this call position, same name and shape, no
-    /// gap and not yet set in this row.
+    /// The steady-state case of [`MessageBuilder::slot`]: the designated
+    /// column, or the column the previous row used at this call position,
+    /// with the same name and shape, no gap and not yet set in this row.
     #[inline(always)]
-    fn fast_slot(&mut self, name: &str, shape: ColumnShape) -> Option<(usize, usize)> {
+    fn fast_slot(
+        &mut self,
+        name: &str,
+        shape: ColumnShape,
+        designated: bool,
+    ) -> Option<(usize, usize)> {
         let t = self.row.table?;
         let table = self.tables.get_mut(t)?;
-        let c = *table.hint.get(table.cursor)? as usize;
+        let c = if designated {
+            table.designated?
+        } else {
+            *table.hint.get(table.cursor)? as usize
+        };
         let col = table.columns.get(c)?;
-        if col.rows != table.rows || col.shape != shape || col.name != name {
+        if col.rows != table.rows || col.shape != shape || (!designated && col.name != name) {
             return None;
         }
-        table.cursor += 1;
+        if !designated {
+            table.cursor += 1;
+        }
         if c < self.row.columns {
             self.row.values.push((c as u32, col.data.len()));
         }
