@@ -13,3 +13,6 @@
 
 pub mod fs;
 pub mod net;
+pub mod sender;
+
+pub use sender::{Counters, Error, Sender, SenderBuilder};

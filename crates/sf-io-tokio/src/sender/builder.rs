@@ -1,0 +1,258 @@
+//! Building a sender: the connect string (or a [`Config`]) turned into the
+//! engine's configuration, the slot opened, the handlers installed, and the
+//! I/O task started on the caller's runtime or on its own thread.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+
+use qwp_proto::encoder::{EncoderConfig, MessageBuilder};
+use sf_core::ack::InFlightWindow;
+use sf_core::backoff::BackoffConfig;
+use sf_core::config::Config;
+use sf_core::engine::{Engine, EngineConfig};
+use sf_core::recovery::RecoveredSlot;
+use sf_core::ring::SegmentName;
+use sf_core::storage::{Backing, StorageConfig};
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use super::callbacks::{spawn_dispatcher, ErrorHandler, ProgressHandler};
+use super::driver::{Driver, SlotFiles};
+use super::error::{Error, Result};
+use super::shared::{Clock, Inner, Segment, Shared};
+use super::{Runtime, Sender};
+use crate::fs::{open_slot, WatermarkFile};
+use crate::net::{ConnectSettings, TLS_HANDSHAKE_TIMEOUT};
+
+/// The `X-QWP-Client-Id` this sender announces.
+const CLIENT_ID: &str = concat!("qwp-sf-rust/", env!("CARGO_PKG_VERSION"));
+
+/// Builds a [`Sender`] from a [`Config`] plus the handlers that a connect
+/// string cannot carry.
+pub struct SenderBuilder {
+    config: Config,
+    progress: Option<ProgressHandler>,
+    error: Option<ErrorHandler>,
+    runtime: Option<Handle>,
+}
+
+impl core::fmt::Debug for SenderBuilder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SenderBuilder")
+            .field("config", &self.config.to_redacted_conf_string())
+            .field("progress", &self.progress.is_some())
+            .field("error", &self.error.is_some())
+            .finish()
+    }
+}
+
+impl SenderBuilder {
+    /// A builder over a validated configuration.
+    pub fn new(config: Config) -> SenderBuilder {
+        SenderBuilder {
+            config,
+            progress: None,
+            error: None,
+            runtime: None,
+        }
+    }
+
+    /// A builder over a connect string (`ws::addr=host:port;…`).
+    pub fn from_conf(conf: &str) -> Result<SenderBuilder> {
+        Ok(SenderBuilder::new(Config::from_conf(conf)?))
+    }
+
+    /// Calls `f` with the acknowledged FSN each time it advances, on the
+    /// sender's dispatcher thread.
+    pub fn on_progress(mut self, f: impl FnMut(sf_core::Fsn) + Send + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` with every error notification (HALT and DROP), on the
+    /// sender's dispatcher thread. Every notification is also logged at
+    /// ERROR, so the default (no handler) is never silent.
+    pub fn on_error(
+        mut self,
+        f: impl FnMut(&sf_core::errors::SenderError) + Send + 'static,
+    ) -> Self {
+        self.error = Some(Box::new(f));
+        self
+    }
+
+    /// Runs the I/O task on this multi-threaded runtime instead of the
+    /// caller's (or a dedicated thread).
+    pub fn runtime(mut self, handle: Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Opens the slot (SF mode; blocking file I/O), builds the engine and
+    /// starts the I/O task.
+    pub fn build(self) -> Result<Sender> {
+        let SenderBuilder {
+            config,
+            progress,
+            error,
+            runtime,
+        } = self;
+        let engine_config = engine_config(&config)?;
+        let settings = ConnectSettings::from_config(&config, CLIENT_ID)?;
+        let clock = Clock::new();
+
+        let mut segments = std::collections::BTreeMap::new();
+        let (recovered, lock, slot) = match &config.storage().sf_dir {
+            None => (RecoveredSlot::empty(), None, None),
+            Some(dir) => {
+                let mut opened = open_slot(Path::new(dir), &config.storage().sender_id)?;
+                let slot_dir = opened.lock.slot_dir().to_path_buf();
+                for seg in &opened.plan.slot.segments {
+                    if let Some(f) = opened.segments.take(seg.gen) {
+                        segments.insert(SegmentName::from(seg.gen), Segment::File(f));
+                    }
+                }
+                for spare in &opened.plan.slot.leftover_spares {
+                    if let Some(f) = opened.segments.take(Some(spare.gen)) {
+                        segments.insert(SegmentName::Gen(spare.gen), Segment::File(f));
+                    }
+                }
+                let watermark = WatermarkFile::open(&slot_dir)?;
+                (
+                    opened.plan.slot,
+                    Some(opened.lock),
+                    Some(SlotFiles {
+                        dir: slot_dir,
+                        watermark,
+                    }),
+                )
+            }
+        };
+
+        let engine = Engine::new(engine_config, recovered, clock.now(), jitter_seed())?;
+        let shared = Arc::new(Shared::new(
+            Inner {
+                engine,
+                segments,
+                lock,
+                closed: None,
+                driver_failure: None,
+            },
+            clock,
+        ));
+        let (events, dispatcher) =
+            spawn_dispatcher(progress, error).map_err(|e| Error::IoTask(e.to_string()))?;
+        let driver = Driver {
+            shared: Arc::clone(&shared),
+            hosts: config.addrs().to_vec(),
+            settings,
+            slot,
+            events,
+        };
+        let runtime = start(driver, runtime, &shared)?;
+
+        let encoder = MessageBuilder::with_config(EncoderConfig {
+            max_batch_bytes: usize::try_from(config.max_frame_bytes()).unwrap_or(usize::MAX),
+            ..EncoderConfig::default()
+        })?;
+        Ok(Sender::assemble(
+            config,
+            shared,
+            runtime,
+            Some(dispatcher),
+            encoder,
+        ))
+    }
+}
+
+/// Starts the I/O task: on `handle` if given, else on the caller's runtime
+/// if it is multi-threaded, else on a dedicated thread running a
+/// current-thread runtime. A current-thread caller runtime is not used: a
+/// blocking `flush()` on it would stall the very task it waits for.
+fn start(driver: Driver, handle: Option<Handle>, shared: &Arc<Shared>) -> Result<Runtime> {
+    let handle = handle.or_else(|| {
+        Handle::try_current()
+            .ok()
+            .filter(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+    });
+    if let Some(h) = handle {
+        let task = h.spawn(guarded(driver, Arc::clone(shared)));
+        return Ok(Runtime::Caller { task });
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::IoTask(format!("cannot build the I/O runtime: {e}")))?;
+    let shared2 = Arc::clone(shared);
+    let thread = std::thread::Builder::new()
+        .name("qwp-sf-io".into())
+        .spawn(move || rt.block_on(guarded(driver, shared2)))
+        .map_err(|e| Error::IoTask(format!("cannot start the I/O thread: {e}")))?;
+    Ok(Runtime::Thread {
+        thread: Some(thread),
+    })
+}
+
+/// Runs the driver; whatever way it ends, waiters are released with a
+/// close outcome so no wait hangs on a task that is gone.
+async fn guarded(driver: Driver, shared: Arc<Shared>) {
+    driver.run().await;
+    let mut g = shared.lock();
+    if g.closed.is_none() {
+        g.driver_failure = Some("the I/O task ended before close()".into());
+        g.closed = Some(super::shared::CloseOutcome {
+            result: Ok(()),
+            drained: false,
+        });
+    }
+    g.segments.clear();
+    g.lock = None;
+    drop(g);
+    shared.notify_waiters();
+}
+
+/// Seeds the backoff jitter: the adapter may draw randomness, the core not.
+fn jitter_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+/// The engine's configuration for a connect string's [`Config`].
+pub fn engine_config(config: &Config) -> Result<EngineConfig> {
+    let s = config.storage();
+    let storage = StorageConfig {
+        backing: if s.is_memory_mode() {
+            Backing::Memory
+        } else {
+            Backing::Files
+        },
+        segment_bytes: s.sf_max_bytes,
+        max_total_bytes: s.sf_max_total_bytes,
+        append_deadline: s.append_deadline,
+        durability: s.durability,
+        spares: 1,
+        reclaim_min_bytes: 0,
+    };
+    let hosts = NonZeroUsize::new(config.addrs().len())
+        .ok_or_else(|| Error::InvalidConfig("no addr entry".into()))?;
+    let mut e = EngineConfig::new(storage, hosts);
+    let r = config.reconnect();
+    e.backoff = BackoffConfig::new(r.initial_backoff, r.max_backoff, r.max_outage)
+        .map_err(|err| Error::InvalidConfig(err.to_string()))?;
+    e.initial_connect_retry = r.initial_connect_retry;
+    // The net layer bounds the upgrade by `auth_timeout_ms` and the TLS
+    // handshake by its own 5 s; the engine's bound covers the whole attempt
+    // so the typed failure from the net layer normally arrives first.
+    e.connect_timeout = r.auth_timeout + TLS_HANDSHAKE_TIMEOUT;
+    e.ack_timeout = r.ack_timeout;
+    e.in_flight_window = InFlightWindow::new(config.limits().in_flight_window)
+        .map_err(|err| Error::InvalidConfig(err.to_string()))?;
+    e.request_durable_ack = config.durable_ack().request;
+    e.keepalive_interval = config.durable_ack().keepalive_interval;
+    e.close_flush_timeout = config.close_flush_timeout();
+    e.error_policies = config.errors().policies();
+    e.error_inbox_capacity = config.errors().inbox_capacity as usize;
+    Ok(e)
+}
