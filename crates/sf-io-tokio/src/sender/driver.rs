@@ -113,6 +113,11 @@ impl Driver {
             .take()
             .map(|s| (s.dir, Arc::new(std::sync::Mutex::new(s.watermark))));
         let mut pending_inputs: Vec<OwnedInput> = Vec::new();
+        // Blocking file work in flight: awaited before the slot is released
+        // so the last watermark, sync or unlink the engine asked for lands
+        // before the lock goes (a reopen must not replay acknowledged
+        // frames because a watermark write was cut off).
+        let mut blocking: Vec<tokio::task::JoinHandle<()>> = Vec::new();
 
         loop {
             // 1. Feed what happened, drain what the engine wants.
@@ -126,9 +131,7 @@ impl Driver {
                 (actions, g.engine.poll_timeout(), closed)
             };
             self.shared.notify_waiters();
-            if closed {
-                break;
-            }
+            blocking.retain(|h| !h.is_finished());
 
             // 2. Perform the slow work with the lock released.
             for action in actions {
@@ -190,7 +193,7 @@ impl Driver {
                             continue;
                         };
                         let dir = dir.clone();
-                        tokio::task::spawn_blocking(move || {
+                        blocking.push(tokio::task::spawn_blocking(move || {
                             let outcome = match SegmentFile::create_spare(&dir, gen, size) {
                                 Ok(file) => {
                                     shared
@@ -206,7 +209,7 @@ impl Driver {
                             };
                             let _ = tx.send((id, outcome));
                             shared.wake_driver.notify_one();
-                        });
+                        }));
                     }
                     Action::Sync {
                         id,
@@ -217,7 +220,7 @@ impl Driver {
                     } => {
                         let tx = io_tx.clone();
                         let shared = Arc::clone(&self.shared);
-                        tokio::task::spawn_blocking(move || {
+                        blocking.push(tokio::task::spawn_blocking(move || {
                             // Synced under the lock: the mapping may not be
                             // unmapped meanwhile. Only the flush/append
                             // durability modes ask for syncs, and there the
@@ -248,13 +251,13 @@ impl Driver {
                             };
                             let _ = tx.send((id, outcome));
                             shared.wake_driver.notify_one();
-                        });
+                        }));
                     }
                     Action::Unlink { id, name, file } => {
                         let tx = io_tx.clone();
                         let shared = Arc::clone(&self.shared);
                         let dir = watermark.as_ref().map(|(d, _)| d.clone());
-                        tokio::task::spawn_blocking(move || {
+                        blocking.push(tokio::task::spawn_blocking(move || {
                             let r = match (file, dir) {
                                 (Some(f), _) => f.unlink(),
                                 (None, Some(dir)) => unlink_segment(&dir, &name.file_name()),
@@ -269,7 +272,7 @@ impl Driver {
                             };
                             let _ = tx.send((id, outcome));
                             shared.wake_driver.notify_one();
-                        });
+                        }));
                     }
                     Action::Watermark { id, fsn } => {
                         let tx = io_tx.clone();
@@ -279,7 +282,7 @@ impl Driver {
                             continue;
                         };
                         let wm = Arc::clone(wm);
-                        tokio::task::spawn_blocking(move || {
+                        blocking.push(tokio::task::spawn_blocking(move || {
                             let r = wm.lock().unwrap_or_else(|p| p.into_inner()).persist(fsn);
                             let outcome = match r {
                                 Ok(_) => IoOutcome::Done,
@@ -290,9 +293,22 @@ impl Driver {
                             };
                             let _ = tx.send((id, outcome));
                             shared.wake_driver.notify_one();
-                        });
+                        }));
                     }
                 }
+            }
+            if let Some(outcome) = closed {
+                for h in blocking.drain(..) {
+                    let _ = h.await;
+                }
+                {
+                    let mut g = self.shared.lock();
+                    g.segments.clear();
+                    g.lock = None;
+                    g.closed = Some(outcome);
+                }
+                self.shared.notify_waiters();
+                break;
             }
             if !pending_inputs.is_empty() {
                 continue;
@@ -352,10 +368,15 @@ impl Driver {
 
     /// Drains the engine's outputs. Cheap ones are done here under the lock
     /// (their completions are fed straight back, which may queue more);
-    /// the rest become actions. Returns whether the engine said `Closed`.
-    fn drain_outputs(&self, g: &mut Inner, outage: &mut OutageLog) -> (Vec<Action>, bool) {
+    /// the rest become actions. Returns the close outcome once the engine
+    /// said `Closed`.
+    fn drain_outputs(
+        &self,
+        g: &mut Inner,
+        outage: &mut OutageLog,
+    ) -> (Vec<Action>, Option<CloseOutcome>) {
         let mut actions = Vec::new();
-        let mut closed = false;
+        let mut closed = None;
         // Bounded: each completion fed back is one the engine asked for.
         while let Some(output) = g.engine.poll_output() {
             match output {
@@ -406,13 +427,13 @@ impl Driver {
                     }
                     other => warn!(warning = ?other, "qwp-sf sender"),
                 },
-                Output::Released => {
-                    g.segments.clear();
-                    g.lock = None;
-                }
+                // The mappings and the lock go once the file work the
+                // engine asked for before release has finished (see `run`).
+                Output::Released => {}
+                // Published to waiters only once the slot is released (C2:
+                // `close()` returns with the lock and mappings gone).
                 Output::Closed { result, drained } => {
-                    g.closed = Some(CloseOutcome { result, drained });
-                    closed = true;
+                    closed = Some(CloseOutcome { result, drained });
                 }
             }
         }

@@ -425,9 +425,9 @@ impl Sender {
                     let _ = t.join();
                 }
             }
-            Runtime::Caller { task } => {
-                let _ = task;
-            }
+            // The task ends right after it published the close outcome;
+            // nothing is left to wait for.
+            Runtime::Caller { .. } => {}
         }
         // The driver dropped its event sender on exit: the dispatcher ends
         // once it delivered what was queued.
@@ -494,17 +494,14 @@ fn append_frame(shared: &Shared, payload: &[u8]) -> Result<BatchTicket> {
                         return Err(e.into());
                     }
                 };
+                // One frame per batch: the batch ticket covers this frame,
+                // so in append durability (where `committed.ticket` is the
+                // frame's own sync) waiting on it is the same wait.
+                let _ = committed;
                 let ticket = g.engine.flush(now);
                 drop(g);
                 shared.wake_driver.notify_one();
-                let ticket = ticket?;
-                if let Some(append_ticket) = committed.ticket {
-                    // Append durability: the frame is synced before the
-                    // append returns; the batch ticket covers the same
-                    // frame, so waiting on it is enough.
-                    let _ = append_ticket;
-                }
-                return Ok(ticket);
+                return Ok(ticket?);
             }
             AppendDecision::Wait { until, .. } => {
                 // The engine's deadline is in its poll_timeout; tell the I/O
