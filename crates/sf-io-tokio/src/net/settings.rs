@@ -133,7 +133,12 @@ fn authorization(auth: &Auth) -> Result<Option<HeaderValue>, CredentialsError> {
             format!("Basic {}", base64::encode(credentials.as_bytes()))
         }
         Auth::Bearer { token } => {
-            check_no_controls(token.expose(), "token")?;
+            // Sent verbatim, so it must be visible ASCII (RFC 6750's
+            // b64token is a subset); `http` would let raw UTF-8 through as
+            // obs-text, which servers read differently.
+            if !token.expose().bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                return Err(CredentialsError::UnsendableCharacter("token"));
+            }
             format!("Bearer {}", token.expose())
         }
     };
@@ -148,4 +153,105 @@ fn check_no_controls(value: &str, what: &'static str) -> Result<(), CredentialsE
         return Err(CredentialsError::UnsendableCharacter(what));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sf_core::config::Secret;
+
+    fn from_conf(conf: &str) -> Result<ConnectSettings, SettingsError> {
+        ConnectSettings::from_config(&Config::from_conf(conf).unwrap(), "rust/0.1.0")
+    }
+
+    fn header<'a>(settings: &'a ConnectSettings, name: &str) -> Option<&'a HeaderValue> {
+        settings
+            .headers
+            .iter()
+            .find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn basic_auth_is_base64_of_user_colon_pass_and_sensitive() {
+        let s = from_conf("ws::addr=h;username=user;password=pass;").unwrap();
+        let auth = header(&s, "authorization").unwrap();
+        assert_eq!(auth.as_bytes(), b"Basic dXNlcjpwYXNz");
+        assert!(auth.is_sensitive());
+        // UTF-8 credentials are encoded as their bytes.
+        let s = from_conf("ws::addr=h;username=jürgen;password=pässword;").unwrap();
+        assert_eq!(
+            header(&s, "authorization").unwrap().as_bytes(),
+            format!("Basic {}", base64::encode("jürgen:pässword".as_bytes())).as_bytes()
+        );
+    }
+
+    #[test]
+    fn bearer_auth_is_the_token_verbatim_and_sensitive() {
+        let s = from_conf("ws::addr=h;token=abc.def-ghi;").unwrap();
+        let auth = header(&s, "authorization").unwrap();
+        assert_eq!(auth.as_bytes(), b"Bearer abc.def-ghi");
+        assert!(auth.is_sensitive());
+    }
+
+    #[test]
+    fn qwp_headers_follow_the_config_and_client_id() {
+        let s = from_conf("ws::addr=h;request_durable_ack=on;auth_timeout_ms=1234;").unwrap();
+        assert_eq!(header(&s, "x-qwp-max-version").unwrap(), "1");
+        assert_eq!(header(&s, "x-qwp-client-id").unwrap(), "rust/0.1.0");
+        assert_eq!(header(&s, "x-qwp-request-durable-ack").unwrap(), "true");
+        assert!(header(&s, "authorization").is_none());
+        assert!(s.durable_ack_requested());
+        assert_eq!(s.auth_timeout(), Duration::from_millis(1234));
+        assert!(s.tls.is_none());
+
+        let s = from_conf("ws::addr=h;").unwrap();
+        assert!(header(&s, "x-qwp-request-durable-ack").is_none());
+        assert!(!s.durable_ack_requested());
+    }
+
+    #[test]
+    fn colon_in_basic_username_is_refused() {
+        let auth = Auth::Basic {
+            username: "us:er".to_owned(),
+            password: Secret::new("pass"),
+        };
+        assert_eq!(authorization(&auth), Err(CredentialsError::ColonInUsername));
+    }
+
+    #[test]
+    fn header_breaking_credentials_are_refused_without_echoing_them() {
+        let token = Auth::Bearer {
+            token: Secret::new("abc\r\nX-Evil: 1"),
+        };
+        let err = authorization(&token).unwrap_err();
+        assert_eq!(err, CredentialsError::UnsendableCharacter("token"));
+        assert!(!err.to_string().contains("Evil"));
+        // Non-ASCII cannot go into a header value verbatim (Bearer is not
+        // encoded, unlike Basic).
+        let token = Auth::Bearer {
+            token: Secret::new("tökén"),
+        };
+        assert!(matches!(
+            authorization(&token),
+            Err(CredentialsError::UnsendableCharacter(_))
+        ));
+        let basic = Auth::Basic {
+            username: "user".to_owned(),
+            password: Secret::new("pa\nss"),
+        };
+        assert_eq!(
+            authorization(&basic),
+            Err(CredentialsError::UnsendableCharacter("password"))
+        );
+    }
+
+    #[test]
+    fn client_id_that_would_inject_headers_is_refused() {
+        let config = Config::from_conf("ws::addr=h;").unwrap();
+        assert!(matches!(
+            ConnectSettings::from_config(&config, "id\r\nX-Evil: 1"),
+            Err(SettingsError::ClientId(_))
+        ));
+    }
 }
