@@ -197,3 +197,30 @@ fn tls_roots_password_is_refused_because_pem_has_none() {
         SettingsError::Tls(TlsSetupError::RootsPasswordUnsupported)
     ));
 }
+
+/// A server that accepts TCP but never speaks TLS: the handshake is cut at
+/// the fixed bound. Time is paused and auto-advances while every task waits
+/// on I/O, so the 5 s pass instantly; the test asserts the outcome, not how
+/// long it took.
+#[tokio::test(start_paused = true)]
+async fn tls_handshake_is_bounded_by_the_fixed_timeout() {
+    let (listener, host) = net_support::listener().await;
+    let (release, hold) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let _ = hold.await;
+        drop(socket);
+    });
+    let error = connect(
+        &host,
+        &settings(&format!("wss::addr={host};tls_verify=unsafe_off;")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.stage, ConnectStage::Tls, "{error}");
+    assert!(
+        matches!(error.cause, ConnectCause::TimedOut(d) if d == sf_io_tokio::net::TLS_HANDSHAKE_TIMEOUT),
+        "{error}"
+    );
+    drop(release);
+}

@@ -197,3 +197,32 @@ async fn a_non_http_answer_is_an_upgrade_stage_error() {
         .unwrap_err();
     assert_eq!(error.stage, ConnectStage::Upgrade, "{error}");
 }
+
+#[tokio::test]
+async fn ipv6_host_is_bracketed_in_the_upgrade_request() {
+    let listener = tokio::net::TcpListener::bind("[::1]:0")
+        .await
+        .expect("this test needs the IPv6 loopback");
+    let port = listener.local_addr().unwrap().port();
+    let host = sf_core::config::HostPort::new("::1", port).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        #[allow(clippy::result_large_err)]
+        let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                        response| {
+            let host = request.headers().get("host").map(|v| v.as_bytes().to_vec());
+            let _ = tx.send(host);
+            Ok(response)
+        };
+        let _ = tokio_tungstenite::accept_hdr_async(tcp, callback).await;
+    });
+    let result = connect(&host, &settings(&format!("ws::addr={host};")))
+        .await
+        .unwrap();
+    assert_eq!(result.response().status, 101);
+    assert_eq!(
+        rx.await.unwrap(),
+        Some(format!("[::1]:{port}").into_bytes())
+    );
+}
