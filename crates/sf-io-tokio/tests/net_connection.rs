@@ -234,3 +234,21 @@ async fn receiving_does_not_block_sending_on_one_task() {
     }
     assert_eq!(received, vec![b"first".to_vec(), b"second".to_vec()]);
 }
+
+#[tokio::test]
+async fn sending_after_the_server_went_away_is_a_send_error() {
+    let (host, _) = serve_one(Answer::Accept(vec![]), |ws: ServerWs| async move {
+        drop(ws);
+    })
+    .await;
+    let (mut tx, mut rx) = connect_ok(&host, &settings(&format!("ws::addr={host};"))).await;
+    assert!(matches!(
+        rx.next_event().await,
+        NetEvent::Disconnected {
+            close_code: None,
+            ..
+        }
+    ));
+    let error = tx.send_frame(b"too late").await.unwrap_err();
+    assert_eq!(error.host, host);
+}

@@ -27,7 +27,12 @@
 //! [`FrameSender`]'s methods are not cancel-safe and are run to completion
 //! (or their future is kept pinned across iterations). Server PINGs are
 //! answered by the receiver as it reads, so the receiver must be polled
-//! whenever the connection is up, which the `select!` model does.
+//! whenever the connection is up, which the `select!` model does. While a
+//! send runs to completion in one task the receiver is not polled; that is
+//! safe as long as the server can keep writing its (small) responses into
+//! the socket buffers, and a design that must never stall inbound reads
+//! can keep the pending send future alive inside the `select!` or give
+//! each half its own task.
 //!
 //! # Timeouts
 //!
