@@ -5,7 +5,7 @@
 //! with their per-frame offset index (so any unacknowledged FSN can be located
 //! for replay), and the arithmetic on them (frame boundaries for L2, cap
 //! accounting for S6). The I/O orchestration (which output to emit, retries,
-//! timers) lives in [`crate::storage`], which owns a [`Ring`].
+//! timers) lives in [`crate::storage`], which owns the ring.
 
 use std::collections::VecDeque;
 

@@ -1572,17 +1572,14 @@ fn check_recovered(slot: &RecoveredSlot) -> Result<(), RecoveryMismatch> {
         }
     }
     let published = slot.next_fsn.prev();
-    let low = slot
-        .segments
-        .first()
-        .and_then(|s| s.base_fsn.prev())
-        .or(published);
-    let acked_ok = match (slot.acked, slot.segments.first()) {
+    let first_base = slot.segments.first().map(|s| s.base_fsn);
+    let low = first_base.and_then(Fsn::prev);
+    let acked_ok = match (slot.acked, first_base) {
         (Some(a), _) if published.is_none_or(|p| a > p) => false,
         // No segment left: everything published is gone, any ack is moot.
         (_, None) => true,
-        (Some(a), Some(_)) => low.is_none_or(|l| a >= l),
-        (None, Some(first)) => first.base_fsn == Fsn::ZERO,
+        // S8: acked >= lowest base - 1, or frames below the log are missing.
+        (acked, Some(_)) => acked >= low,
     };
     if !acked_ok {
         return Err(RecoveryMismatch::Acked {
