@@ -1409,7 +1409,8 @@ impl Storage {
             return;
         }
         let worth = last.sealed
-            || (last.frame_count() > 0 && last.append - HEADER >= self.config.reclaim_min_bytes);
+            || (last.frame_count() > 0
+                && last.append.saturating_sub(HEADER) >= self.config.reclaim_min_bytes);
         if !worth {
             return;
         }

@@ -324,6 +324,8 @@ impl Harness {
     /// What recovery would plan from the disk after a process crash: the
     /// log segments as they are (a retired last segment has a torn tail),
     /// spares as leftovers, acked per S8 from the persisted watermark.
+    /// Segments whose unlink was pending are taken as gone (their frames are
+    /// all acknowledged; were they found, recovery would trim them again).
     fn crash_and_reopen(&mut self) {
         let infos = self.s.segments();
         let log: Vec<_> = infos
