@@ -1,0 +1,143 @@
+//! The producer API: local durability modes (C1), auto-flush triggers,
+//! handlers, counters, Drop.
+
+mod sender_support;
+
+use std::sync::mpsc;
+
+use qwp_server::ServerConfig;
+use sender_support::*;
+use sf_core::Fsn;
+use sf_io_tokio::{Error, Sender, SenderBuilder};
+
+fn sf(dir: &tempfile::TempDir, extra: &str) -> String {
+    format!("sf_dir={};sender_id=api;{extra}", dir.path().display())
+}
+
+/// C1 + L1: with `sf_durability=flush`, `flush()` returns only once its
+/// frame is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_flush_durability_returns_once_fsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let mut s = Sender::from_conf(&conf(
+        &srv,
+        &sf(&dir, "sf_durability=flush;auto_flush=off;"),
+    ))
+    .unwrap();
+    for k in 0..3 {
+        write_rows(&mut s, "t", k * 10, (k + 1) * 10);
+        let f = s.flush().unwrap().unwrap();
+        let c = s.counters();
+        assert!(c.durable_fsn >= Some(f), "L1/C1: {c:?} after flush of {f}");
+        assert!(
+            c.durable_fsn <= c.published_fsn,
+            "L1: durable never exceeds published"
+        );
+    }
+    s.close().unwrap();
+}
+
+/// C1: with `sf_durability=append` every frame is durable before its
+/// append returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_append_durability_returns_once_fsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let mut s = Sender::from_conf(&conf(&srv, &sf(&dir, "sf_durability=append;"))).unwrap();
+    write_rows(&mut s, "t", 0, 2000);
+    let published = s.counters().published_fsn.unwrap();
+    assert_eq!(published, Fsn(1), "two auto-flushed frames");
+    assert!(s.counters().durable_fsn >= Some(published));
+    assert_eq!(s.flush().unwrap(), None);
+    s.close().unwrap();
+}
+
+/// Auto-flush by bytes: a tiny threshold flushes after every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_flush_by_bytes_flushes_on_the_row_that_crosses_it() {
+    let srv = server(ServerConfig::local()).await;
+    let mut s = Sender::from_conf(&conf(&srv, "auto_flush_rows=off;auto_flush_bytes=16;")).unwrap();
+    write_rows(&mut s, "t", 0, 3);
+    assert_eq!(s.pending_rows(), 0);
+    assert_eq!(s.counters().published_fsn, Some(Fsn(2)));
+    s.close().unwrap();
+    assert_eq!(server_ns(&srv, "t"), vec![0, 1, 2]);
+}
+
+/// Auto-flush is off: rows stay pending until `flush()`; close() flushes
+/// them and drains (C2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_close_flushes_pending_rows_and_drains() {
+    let srv = server(ServerConfig::local()).await;
+    let mut s = Sender::from_conf(&conf(&srv, "auto_flush=off;")).unwrap();
+    write_rows(&mut s, "t", 0, 7);
+    assert_eq!(s.counters().published_fsn, None);
+    s.close().unwrap();
+    assert_eq!(server_ns(&srv, "t"), (0..7).collect::<Vec<_>>());
+}
+
+/// Drop without close() still drains (bounded by close_flush_timeout) and
+/// releases the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_drop_closes_and_releases_the_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let c = conf(&srv, &sf(&dir, "auto_flush=off;"));
+    {
+        let mut s = Sender::from_conf(&c).unwrap();
+        write_rows(&mut s, "t", 0, 4);
+        s.flush().unwrap();
+    }
+    assert_eq!(server_ns(&srv, "t"), (0..4).collect::<Vec<_>>());
+    Sender::from_conf(&c).unwrap().close().unwrap();
+}
+
+/// The progress handler sees the acknowledged FSN advance to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_handler_reports_the_acked_fsn() {
+    let srv = server(ServerConfig::local()).await;
+    let (tx, rx) = mpsc::channel();
+    let mut s = SenderBuilder::from_conf(&conf(&srv, "auto_flush=off;"))
+        .unwrap()
+        .on_progress(move |f| {
+            let _ = tx.send(f);
+        })
+        .build()
+        .unwrap();
+    let mut last = None;
+    for k in 0..3 {
+        write_rows(&mut s, "t", k, k + 1);
+        last = s.flush().unwrap();
+    }
+    let last = last.unwrap();
+    let mut seen = Vec::new();
+    while seen.last() != Some(&last) {
+        seen.push(rx.recv_timeout(WAIT).unwrap());
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "monotonic: {seen:?}");
+    s.close().unwrap();
+}
+
+/// `wait_acked` ends at its timeout when no ACK comes, with the FSN state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_acked_times_out_without_an_ack() {
+    let srv = server(ServerConfig::local().with_faults(qwp_server::Faults {
+        ok_delivery: qwp_server::OkDelivery::Withhold,
+        ..Default::default()
+    }))
+    .await;
+    let mut s =
+        Sender::from_conf(&conf(&srv, "auto_flush=off;close_flush_timeout_millis=0;")).unwrap();
+    write_rows(&mut s, "t", 0, 1);
+    let f = s.flush().unwrap().unwrap();
+    srv.wait_for(WAIT, |st| st.oks_withheld >= 1).await.unwrap();
+    match s.wait_acked(f, std::time::Duration::from_millis(1)) {
+        Err(Error::AckTimeout { fsn, acked, .. }) => {
+            assert_eq!(fsn, f);
+            assert_eq!(acked, None);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    s.close().unwrap();
+}
