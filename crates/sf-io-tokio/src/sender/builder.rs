@@ -176,7 +176,7 @@ fn start(driver: Driver, handle: Option<Handle>, shared: &Arc<Shared>) -> Result
     });
     if let Some(h) = handle {
         let task = h.spawn(guarded(driver, Arc::clone(shared)));
-        return Ok(Runtime::Caller { task });
+        return Ok(Runtime::Caller { task: Some(task) });
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

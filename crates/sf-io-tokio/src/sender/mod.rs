@@ -51,7 +51,11 @@ use shared::{Inner, Shared};
 #[derive(Debug)]
 enum Runtime {
     /// Spawned on the caller's multi-threaded runtime.
-    Caller { task: tokio::task::JoinHandle<()> },
+    Caller {
+        /// Awaited by `close_async`; the blocking `close` returns once the
+        /// task published the outcome (it ends right after).
+        task: Option<tokio::task::JoinHandle<()>>,
+    },
     /// On the sender's own thread.
     Thread { thread: Option<JoinHandle<()>> },
 }
@@ -381,6 +385,11 @@ impl Sender {
             }
             if rx.changed().await.is_err() {
                 break;
+            }
+        }
+        if let Runtime::Caller { task } = &mut self.runtime {
+            if let Some(t) = task.take() {
+                let _ = t.await;
             }
         }
         self.finish_close(flushed)
