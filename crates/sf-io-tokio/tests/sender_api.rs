@@ -141,3 +141,16 @@ async fn wait_acked_times_out_without_an_ack() {
     }
     s.close().unwrap();
 }
+
+/// The async API end to end: flush_async, wait_acked_async, close_async.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_api_flush_wait_close() {
+    let srv = server(ServerConfig::local()).await;
+    let mut s = Sender::from_conf(&conf(&srv, "auto_flush=off;")).unwrap();
+    write_rows(&mut s, "t", 0, 3);
+    let f = s.flush_async().await.unwrap().unwrap();
+    s.wait_acked_async(f).await.unwrap();
+    write_rows(&mut s, "t", 3, 5);
+    s.close_async().await.unwrap();
+    assert_eq!(server_ns(&srv, "t"), (0..5).collect::<Vec<_>>());
+}

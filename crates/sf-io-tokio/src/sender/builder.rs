@@ -256,3 +256,56 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig> {
     e.error_inbox_capacity = config.errors().inbox_capacity as usize;
     Ok(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sf_core::durability::DurabilityMode;
+    use std::time::Duration;
+
+    #[test]
+    fn engine_config_maps_every_sf_key_of_the_connect_string() {
+        let c = Config::from_conf(
+            "ws::addr=a:1;addr=b:2;sf_dir=/tmp/x;sender_id=s;sf_max_bytes=1048576;\
+             sf_max_total_bytes=8388608;sf_durability=flush;sf_append_deadline_millis=1234;\
+             request_durable_ack=on;close_flush_timeout_millis=0;in_flight_window=7;\
+             reconnect_initial_backoff_millis=10;reconnect_max_backoff_millis=20;\
+             reconnect_max_duration_millis=30;on_write_error=halt;",
+        )
+        .unwrap();
+        let e = engine_config(&c).unwrap();
+        assert_eq!(e.hosts.get(), 2);
+        assert_eq!(e.storage.backing, Backing::Files);
+        assert_eq!(e.storage.segment_bytes, 1 << 20);
+        assert_eq!(e.storage.max_total_bytes, 8 << 20);
+        assert_eq!(e.storage.durability, DurabilityMode::Flush);
+        assert_eq!(e.storage.append_deadline, Duration::from_millis(1234));
+        assert!(e.request_durable_ack);
+        assert_eq!(e.close_flush_timeout, None, "0 skips the drain (C2)");
+        assert_eq!(e.in_flight_window.get(), 7);
+        assert_eq!(e.backoff.initial(), Duration::from_millis(10));
+        assert_eq!(
+            e.error_policies
+                .resolve(qwp_proto::status::ErrorCategory::WriteError),
+            qwp_proto::status::ErrorPolicy::Halt
+        );
+    }
+
+    #[test]
+    fn engine_config_without_sf_dir_is_memory_backed() {
+        let c = Config::from_conf("ws::addr=a:1;").unwrap();
+        let e = engine_config(&c).unwrap();
+        assert_eq!(e.storage.backing, Backing::Memory);
+        assert_eq!(e.close_flush_timeout, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn engine_connect_timeout_covers_tls_and_upgrade_bounds() {
+        let c = Config::from_conf("ws::addr=a:1;auth_timeout_ms=700;").unwrap();
+        let e = engine_config(&c).unwrap();
+        assert_eq!(
+            e.connect_timeout,
+            Duration::from_millis(700) + TLS_HANDSHAKE_TIMEOUT
+        );
+    }
+}
