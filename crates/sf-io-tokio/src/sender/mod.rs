@@ -126,6 +126,13 @@ impl Sender {
         if self.closed {
             return Err(Error::Closed);
         }
+        if !self
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
         let g = self.shared.lock();
         if let Some(e) = g.engine.last_terminal_error() {
             return Err(Error::Terminal(e.clone()));

@@ -116,6 +116,9 @@ pub(crate) struct Shared {
     /// started, `close()` was called.
     pub wake_driver: Notify,
     pub clock: Clock,
+    /// Set once a terminal error is latched or the sender closed, so the
+    /// per-row check is one relaxed load instead of a lock.
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -126,6 +129,7 @@ impl Shared {
             epoch: watch::channel(0).0,
             wake_driver: Notify::new(),
             clock,
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -156,6 +160,13 @@ impl Shared {
 
     /// Wakes every waiter, blocking and async.
     pub(crate) fn notify_waiters(&self) {
+        {
+            let g = self.lock();
+            if g.engine.last_terminal_error().is_some() || g.closed.is_some() {
+                self.stopped
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         self.cond.notify_all();
         self.epoch.send_modify(|e| *e = e.wrapping_add(1));
     }
