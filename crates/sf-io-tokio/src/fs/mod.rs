@@ -18,6 +18,7 @@
 //! | recovery at open | [`open_slot`] |
 
 mod error;
+mod failed_marker;
 mod lock;
 mod memory_segment;
 mod segment_buffer;
@@ -26,6 +27,7 @@ mod slot;
 mod watermark_file;
 
 pub use error::{FsError, FsOp, LockError, LockHolder, SlotOpenError};
+pub use failed_marker::{has_failed_marker, write_failed_marker, FAILED_FILE_NAME};
 pub use lock::{lock_holder, read_holder, LockProbe, SlotLock, LOCK_FILE_NAME, LOCK_PID_FILE_NAME};
 pub use memory_segment::MemorySegment;
 pub use segment_buffer::SegmentBuffer;
