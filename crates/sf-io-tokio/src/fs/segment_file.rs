@@ -34,14 +34,14 @@
 //! # What each sync guarantees
 //!
 //! [`SegmentFile::sync_range`] calls `msync(MS_SYNC)` over the pages of the
-//! range (`MmapMut::flush_range`; memmap2 widens the range to whole pages,
-//! so a range that starts or ends inside a page syncs that whole page): the dirty pages are written to the file
-//! and the call waits for the writes. On Linux `msync(MS_SYNC)` is implemented
-//! as `fdatasync` of that byte range (`vfs_fsync_range`), so it also flushes
-//! the device's write cache; on other systems it is followed by
-//! `File::sync_data` (`fdatasync`, or `fsync` where there is none) for the
-//! same guarantee. The first sync of a segment in a session also calls
-//! `File::sync_all` (the file's size and block map) and fsyncs the slot
+//! range (`MmapMut::flush_range`, which widens the range to whole pages, so
+//! a range that starts or ends inside a page syncs that whole page): the
+//! dirty pages are written to the file and the call waits for the writes.
+//! On Linux `msync(MS_SYNC)` is implemented as `fdatasync` of that byte range
+//! (`vfs_fsync_range`), so it also flushes the device's write cache; on other
+//! systems it is followed by `File::sync_data` for the same guarantee. The
+//! first sync of a segment in a session also calls `File::sync_all` on a
+//! fresh descriptor (the file's size and block map) and fsyncs the slot
 //! directory (the file's name): synced bytes of a file whose name was never
 //! made durable would vanish with it after a host crash. Durability of the
 //! pages is all a sync claims; a process crash needs no sync at all (the
@@ -54,7 +54,9 @@
 //! excludes every other engine from the slot directory for the mapping's
 //! whole life, this process never truncates a mapped segment (its length is
 //! fixed at creation), and all access goes through the one `MmapMut` owned by
-//! the [`SegmentFile`], so Rust's borrow rules apply to its bytes.
+//! the [`SegmentFile`], so Rust's borrow rules apply to its bytes. Another
+//! tool writing into a locked slot (an operator's editor, say) breaks these
+//! assumptions; the CRC of each frame is what catches such a change.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -81,13 +83,14 @@ pub fn segment_path(slot_dir: &Path, gen: SegmentGen) -> PathBuf {
     slot_dir.join(gen.file_name())
 }
 
-/// A mapped segment file. Dropping it unmaps and closes the file; the file
-/// stays on disk until [`SegmentFile::unlink`].
+/// A mapped segment file. It holds the mapping but no file descriptor (the
+/// descriptor is closed once the file is mapped), so a slot of thousands of
+/// segments does not run into the process's open-file limit. Dropping it
+/// unmaps the file; the file stays on disk until [`SegmentFile::unlink`].
 #[derive(Debug)]
 pub struct SegmentFile {
     path: PathBuf,
     gen: Option<SegmentGen>,
-    file: File,
     map: MmapMut,
     /// Whether the file's size and its directory entry have been made
     /// durable in this session (done once, by the first sync).
@@ -115,7 +118,6 @@ impl SegmentFile {
         Ok(SegmentFile {
             path,
             gen: Some(gen),
-            file,
             map,
             metadata_durable: AtomicBool::new(false),
         })
@@ -174,7 +176,6 @@ impl SegmentFile {
         Ok(SegmentFile {
             path: path.to_path_buf(),
             gen,
-            file,
             map,
             metadata_durable: AtomicBool::new(false),
         })
@@ -217,8 +218,10 @@ impl SegmentFile {
                 .flush_range(start, len)
                 .map_err(|e| FsError::io(FsOp::Msync, &self.path, e))?;
             #[cfg(not(target_os = "linux"))]
-            self.file
-                .sync_data()
+            OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|f| f.sync_data())
                 .map_err(|e| FsError::io(FsOp::Fsync, &self.path, e))?;
         }
         self.make_metadata_durable()?;
@@ -238,14 +241,12 @@ impl SegmentFile {
         self.sync_range(from, upto)
     }
 
-    /// Closes the mapping and the file, then removes the file. A file that
-    /// is already gone counts as removed.
+    /// Unmaps the file, then removes it. A file that is already gone counts
+    /// as removed. On failure the mapping is gone but the file is not: retry
+    /// with [`unlink_segment`] (the core keeps the segment accounted, S4).
     pub fn unlink(self) -> Result<(), FsError> {
-        let SegmentFile {
-            path, file, map, ..
-        } = self;
+        let SegmentFile { path, map, .. } = self;
         drop(map);
-        drop(file);
         remove_if_present(&path)
     }
 
@@ -267,8 +268,11 @@ impl SegmentFile {
         if self.metadata_durable.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.file
-            .sync_all()
+        // fsync works on the inode: a fresh descriptor flushes what was
+        // written through the mapping. Reopening by path is safe under the
+        // slot lock (nothing else renames or replaces segment files).
+        File::open(&self.path)
+            .and_then(|f| f.sync_all())
             .map_err(|e| FsError::io(FsOp::Fsync, &self.path, e))?;
         if let Some(dir) = self.path.parent() {
             sync_dir(dir)?;
