@@ -109,6 +109,17 @@ pub enum FsError {
         #[source]
         source: FrameReadError,
     },
+    /// A write below the published end of a split segment: published bytes
+    /// are read-only, since readers may be using them.
+    #[error("segment {segment}: offset {offset} is below the published end {published}; published bytes are read-only")]
+    BelowPublished {
+        /// The segment (a path, or a memory segment's label).
+        segment: String,
+        /// The offset asked for.
+        offset: u64,
+        /// The published end.
+        published: u64,
+    },
     /// A byte range lies outside the segment.
     #[error("segment {segment}: range {start}..{end} is outside its {size} bytes")]
     OutOfRange {

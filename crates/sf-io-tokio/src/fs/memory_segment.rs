@@ -38,6 +38,17 @@ impl MemorySegment {
     pub fn gen(&self) -> SegmentGen {
         self.gen
     }
+
+    /// Gives up the buffer as a raw pointer, for the split handles, which
+    /// free it with `Box::from_raw`. A raw pointer (not a moved `Box`) keeps
+    /// pointers derived from it valid under Rust's aliasing rules.
+    pub(super) fn into_raw(self) -> (SegmentGen, *mut [u8]) {
+        (self.gen, Box::into_raw(self.bytes))
+    }
+}
+
+pub(super) fn memory_label_of(gen: SegmentGen) -> String {
+    memory_label(gen)
 }
 
 fn memory_label(gen: SegmentGen) -> String {

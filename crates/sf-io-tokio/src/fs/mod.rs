@@ -16,6 +16,11 @@
 //! | unlink | [`SegmentFile::unlink`], or [`unlink_segment`] for a name not open |
 //! | persist ack watermark | [`WatermarkFile::persist`] |
 //! | recovery at open | [`open_slot`] |
+//!
+//! With a producer thread and an I/O task sharing a segment, split it
+//! ([`SegmentFile::into_split`], [`MemorySegment::into_split`]): the
+//! producer's [`SegmentWriter`] writes and publishes, the I/O task's
+//! [`SegmentReader`]s read published frames, sync and unlink, lock-free.
 
 mod error;
 mod failed_marker;
@@ -23,6 +28,7 @@ mod lock;
 mod memory_segment;
 mod segment_buffer;
 mod segment_file;
+mod shared_segment;
 mod slot;
 mod watermark_file;
 
@@ -32,5 +38,6 @@ pub use lock::{lock_holder, read_holder, LockProbe, SlotLock, LOCK_FILE_NAME, LO
 pub use memory_segment::MemorySegment;
 pub use segment_buffer::SegmentBuffer;
 pub use segment_file::{segment_path, sync_dir, unlink_segment, SegmentFile};
+pub use shared_segment::{SegmentReader, SegmentWriter};
 pub use slot::{list_slot, open_slot, open_slot_dir, OpenedSegments, OpenedSlot};
 pub use watermark_file::{read_watermark, WatermarkFile};

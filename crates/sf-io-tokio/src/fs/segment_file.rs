@@ -228,17 +228,23 @@ impl SegmentFile {
         Ok(upto)
     }
 
-    /// After a failed sync (L5): the kernel may have dropped the dirty state
-    /// of those pages, so a plain retry could "succeed" without writing
-    /// them. Stores every page's bytes back through the mapping (marking the
-    /// pages dirty again; the contents are unchanged and still in memory),
+    /// After a failed sync (L5): the kernel may have marked those pages
+    /// clean, so a plain retry could "succeed" without writing them. Writes
+    /// the range's bytes (read from the mapping) back into the file with
+    /// `pwrite`, which marks the pages dirty again with unchanged contents,
     /// then syncs as [`SegmentFile::sync_range`] does.
-    pub fn resync_range(&mut self, from: u64, upto: u64) -> Result<u64, FsError> {
+    pub fn resync_range(&self, from: u64, upto: u64) -> Result<u64, FsError> {
         let (start, len) = self.range(from, upto)?;
-        if let Some(bytes) = self.map.get_mut(start..start + len) {
-            redirty(bytes);
+        if let Some(bytes) = self.map.get(start..start + len) {
+            rewrite(&self.path, from, bytes)?;
         }
         self.sync_range(from, upto)
+    }
+
+    /// The mapping's base pointer and length, for the split handles. The
+    /// pointer stays valid while this value (moved or not) is alive.
+    pub(super) fn raw_parts(&mut self) -> (*mut u8, usize) {
+        (self.map.as_mut_ptr(), self.map.len())
     }
 
     /// Unmaps the file, then removes it. A file that is already gone counts
@@ -310,6 +316,11 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
         .map_err(|e| FsError::io(FsOp::Fsync, dir, e))
 }
 
+/// Removes the file at `path`; a missing file counts as removed.
+pub(super) fn unlink_path(path: &Path) -> Result<(), FsError> {
+    remove_if_present(path)
+}
+
 fn remove_if_present(path: &Path) -> Result<(), FsError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -358,12 +369,12 @@ fn touch_pages(bytes: &mut [u8]) {
     }
 }
 
-/// Stores one byte of every page in `bytes` back into it, so the pages are
-/// dirty again (their contents unchanged).
-fn redirty(bytes: &mut [u8]) {
-    touch_pages(bytes);
-    if let Some(last) = bytes.last_mut() {
-        // The range may end in a page the stride did not reach.
-        *last = std::hint::black_box(*last);
-    }
+/// Writes `bytes` at `offset` of the file at `path` through a fresh
+/// descriptor (L5: re-dirties pages whose earlier sync failed).
+pub(super) fn rewrite(path: &Path, offset: u64, bytes: &[u8]) -> Result<(), FsError> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.write_all_at(bytes, offset))
+        .map_err(|e| FsError::io(FsOp::Write, path, e))
 }
