@@ -209,3 +209,13 @@ async fn spare_created_on_the_blocking_pool_is_ready_to_write() {
         .unwrap_err();
     assert_eq!(err.op(), Some(FsOp::Create));
 }
+
+#[test]
+fn create_refuses_a_size_below_the_header_without_creating_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        SegmentFile::create(dir.path(), SegmentGen(0), 23),
+        Err(FsError::BadSegmentSize { size: 23, .. })
+    ));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

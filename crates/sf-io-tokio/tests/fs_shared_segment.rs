@@ -20,9 +20,16 @@ fn published_frames_are_readable_and_unpublished_ones_are_not() {
     let (mut w, r) = seg.into_split(0).unwrap();
     w.write_header(&SegmentHeader::new(Fsn(40), 0).unwrap())
         .unwrap();
+    assert_eq!(r.published(), 24, "the header is published with its write");
+    assert_eq!(
+        SegmentHeader::decode(r.published_bytes())
+            .unwrap()
+            .base_fsn(),
+        Fsn(40)
+    );
     let first = w.write_frame(24, &payload(40)).unwrap();
     assert!(r.read_frame(24).is_err(), "read before publish");
-    assert_eq!(r.published(), 0);
+    assert_eq!(r.published(), 24);
     w.publish(first).unwrap();
     assert_eq!(r.read_frame(24).unwrap(), payload(40));
     let second = w.write_frame(first, &payload(41)).unwrap();

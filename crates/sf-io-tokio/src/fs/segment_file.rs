@@ -65,6 +65,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
+use sf_core::segment::SEGMENT_HEADER_LEN;
 use sf_core::SegmentGen;
 
 use super::error::{FsError, FsOp};
@@ -98,13 +99,21 @@ pub struct SegmentFile {
 }
 
 impl SegmentFile {
-    /// Creates segment `gen` in `slot_dir`: a new file of `size` bytes, all
-    /// blocks allocated and zero, mapped read-write. Blocking. Not
+    /// Creates segment `gen` in `slot_dir`: a new file of `size` bytes (at
+    /// least a header's 24), all blocks allocated and zero, mapped
+    /// read-write. Nothing is created for a size it refuses. Blocking. Not
     /// pre-faulted (see [`SegmentFile::create_spare`]). On failure the
     /// partial file, if any, is left for the core's follow-up unlink.
     pub fn create(slot_dir: &Path, gen: SegmentGen, size: u64) -> Result<SegmentFile, FsError> {
         let path = segment_path(slot_dir, gen);
         let len = checked_len(&path, size)?;
+        if len < SEGMENT_HEADER_LEN {
+            return Err(FsError::BadSegmentSize {
+                segment: path.display().to_string(),
+                size,
+                why: "smaller than the 24-byte header",
+            });
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)

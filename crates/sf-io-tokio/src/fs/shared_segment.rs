@@ -216,8 +216,9 @@ impl SegmentWriter {
         }
     }
 
-    /// Writes the 24-byte header (install time). Only before anything is
-    /// published.
+    /// Writes the 24-byte header (install time) and publishes it: a header
+    /// is final once written, and publishing it lets a sync cover it even
+    /// before the first frame. Only before anything is published.
     pub fn write_header(&mut self, header: &SegmentHeader) -> Result<(), FsError> {
         if self.published != 0 {
             return Err(self.below_published(0));
@@ -233,7 +234,7 @@ impl SegmentWriter {
             });
         };
         dst.copy_from_slice(&header.encode());
-        Ok(())
+        self.publish(SEGMENT_HEADER_LEN as u64)
     }
 
     /// Writes a frame at `offset` (at or above the published end) and
