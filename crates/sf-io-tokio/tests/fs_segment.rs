@@ -4,9 +4,14 @@
 
 use std::path::Path;
 
+use sf_core::ring::SegmentName;
 use sf_core::segment::{scan_segment, ScanOutcome, SegmentHeader, TailState};
+use sf_core::storage::{IoFailure, IoOutcome};
 use sf_core::{Fsn, SegmentGen};
-use sf_io_tokio::fs::{segment_path, unlink_segment, FsError, FsOp, SegmentBuffer, SegmentFile};
+use sf_io_tokio::fs::{
+    io_outcome, segment_path, sync_outcome, unlink_segment, FsError, FsOp, SegmentBuffer,
+    SegmentFile,
+};
 
 fn payload(fsn: u64) -> Vec<u8> {
     let mut p = b"QWP1".to_vec();
@@ -145,14 +150,14 @@ fn s4_unlink_closes_and_removes_and_a_missing_file_counts_as_removed() {
     let path = seg.path().to_path_buf();
     seg.unlink().unwrap();
     assert!(!path.exists());
-    unlink_segment(dir.path(), "sf-0000000000000005.sfa").unwrap();
+    unlink_segment(dir.path(), SegmentName::Gen(SegmentGen(5))).unwrap();
 
     // An unlink the OS refuses is an error with its operation and path: a
     // non-empty directory under a segment's name cannot be removed.
     let stuck = dir.path().join("sf-0000000000000006.sfa");
     std::fs::create_dir(&stuck).unwrap();
     std::fs::write(stuck.join("x"), b"x").unwrap();
-    let err = unlink_segment(dir.path(), "sf-0000000000000006.sfa").unwrap_err();
+    let err = unlink_segment(dir.path(), SegmentName::Gen(SegmentGen(6))).unwrap_err();
     assert_eq!(err.op(), Some(FsOp::Unlink));
     assert!(err.to_string().starts_with("unlink "), "{err}");
     assert!(err.to_string().contains("sf-0000000000000006.sfa"), "{err}");
@@ -218,4 +223,53 @@ fn create_refuses_a_size_below_the_header_without_creating_a_file() {
         Err(FsError::BadSegmentSize { size: 23, .. })
     ));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn s7_os_errors_become_the_cores_io_failure_inputs() {
+    let err = |code| {
+        FsError::io(
+            FsOp::Write,
+            "/x/sf-0000000000000001.sfa",
+            std::io::Error::from_raw_os_error(code),
+        )
+    };
+    // ENOSPC and EDQUOT are "no space" (the core backpressures, S6/S7).
+    assert_eq!(err(28).io_failure(), IoFailure::NoSpace);
+    assert_eq!(err(122).io_failure(), IoFailure::NoSpace);
+    // Anything else keeps its OS code.
+    assert_eq!(err(5).io_failure(), IoFailure::Io { os_code: Some(5) });
+    let not_os = FsError::OutOfRange {
+        segment: "s".into(),
+        start: 1,
+        end: 0,
+        size: 0,
+    };
+    assert_eq!(IoFailure::from(&not_os), IoFailure::Io { os_code: None });
+
+    assert_eq!(io_outcome(&Ok::<(), FsError>(())), IoOutcome::Done);
+    assert_eq!(
+        io_outcome(&Err::<(), FsError>(err(28))),
+        IoOutcome::Failed(IoFailure::NoSpace)
+    );
+    assert_eq!(
+        sync_outcome(&Ok(4096)),
+        IoOutcome::Synced { upto_offset: 4096 }
+    );
+    assert_eq!(
+        sync_outcome(&Err(err(5))),
+        IoOutcome::Failed(IoFailure::Io { os_code: Some(5) })
+    );
+}
+
+#[test]
+fn s4_unlink_of_a_real_segment_reports_done_to_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = SegmentFile::create(dir.path(), SegmentGen(2), 4096).unwrap();
+    assert_eq!(io_outcome(&seg.unlink()), IoOutcome::Done);
+    // The retry of an unlink that already happened is a success too.
+    assert_eq!(
+        io_outcome(&unlink_segment(dir.path(), SegmentName::Gen(SegmentGen(2)))),
+        IoOutcome::Done
+    );
 }

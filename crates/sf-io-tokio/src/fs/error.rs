@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use sf_core::recovery::RecoveryError;
 use sf_core::segment::{FrameReadError, FrameWriteError};
+use sf_core::storage::{IoFailure, IoOutcome};
 
 /// The file-system operation that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,6 +171,47 @@ impl FsError {
             ),
             _ => false,
         }
+    }
+}
+
+impl FsError {
+    /// The failure as the core's I/O-failure input: `NoSpace` for a full
+    /// disk or quota, otherwise the OS error code when there is one. The
+    /// path and operation stay in this error for the log line the adapter
+    /// writes; the core's decision needs only the class.
+    pub fn io_failure(&self) -> IoFailure {
+        if self.is_no_space() {
+            IoFailure::NoSpace
+        } else {
+            IoFailure::Io {
+                os_code: self.os_code(),
+            }
+        }
+    }
+}
+
+impl From<&FsError> for IoFailure {
+    fn from(e: &FsError) -> IoFailure {
+        e.io_failure()
+    }
+}
+
+/// The core's outcome for an operation that returns nothing (create,
+/// install header, unlink, persist watermark): `Done` or `Failed`.
+pub fn io_outcome<T>(result: &Result<T, FsError>) -> IoOutcome {
+    match result {
+        Ok(_) => IoOutcome::Done,
+        Err(e) => IoOutcome::Failed(e.io_failure()),
+    }
+}
+
+/// The core's outcome for a sync: `Synced { upto_offset }` or `Failed`.
+pub fn sync_outcome(result: &Result<u64, FsError>) -> IoOutcome {
+    match result {
+        Ok(upto_offset) => IoOutcome::Synced {
+            upto_offset: *upto_offset,
+        },
+        Err(e) => IoOutcome::Failed(e.io_failure()),
     }
 }
 

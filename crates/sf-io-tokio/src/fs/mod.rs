@@ -32,7 +32,7 @@ mod shared_segment;
 mod slot;
 mod watermark_file;
 
-pub use error::{FsError, FsOp, LockError, LockHolder, SlotOpenError};
+pub use error::{io_outcome, sync_outcome, FsError, FsOp, LockError, LockHolder, SlotOpenError};
 pub use failed_marker::{has_failed_marker, write_failed_marker, FAILED_FILE_NAME};
 pub use lock::{lock_holder, read_holder, LockProbe, SlotLock, LOCK_FILE_NAME, LOCK_PID_FILE_NAME};
 pub use memory_segment::MemorySegment;

@@ -65,6 +65,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
+use sf_core::ring::SegmentName;
 use sf_core::segment::SEGMENT_HEADER_LEN;
 use sf_core::SegmentGen;
 
@@ -311,11 +312,11 @@ impl SegmentBuffer for SegmentFile {
     }
 }
 
-/// Removes segment file `file_name` from `slot_dir` without it being open
-/// here (e.g. the name of a creation that failed). A missing file counts as
-/// removed.
-pub fn unlink_segment(slot_dir: &Path, file_name: &str) -> Result<(), FsError> {
-    remove_if_present(&slot_dir.join(file_name))
+/// Removes segment `name` from `slot_dir` without it being open here (the
+/// core's `Unlink` after a failed creation, or the retry of a failed
+/// unlink). A missing file counts as removed.
+pub fn unlink_segment(slot_dir: &Path, name: SegmentName) -> Result<(), FsError> {
+    remove_if_present(&slot_dir.join(name.file_name()))
 }
 
 /// Fsyncs a directory, making the names created or removed in it durable.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use sf_core::recovery::{
     self, ListingEntry, ListingError, RecoveryPlan, SegmentRead, WatermarkRead,
 };
+use sf_core::ring::SegmentName;
 use sf_core::SegmentGen;
 
 use super::error::{FsError, FsOp, SlotOpenError};
@@ -42,28 +43,30 @@ pub struct OpenedSegments {
 }
 
 impl OpenedSegments {
-    /// The file of segment `gen` (`None`: the legacy segment).
-    pub fn get(&self, gen: Option<SegmentGen>) -> Option<&SegmentFile> {
-        match gen {
-            Some(g) => self.by_gen.get(&g),
-            None => self.legacy.as_ref(),
+    /// The file of segment `name` (a [`SegmentName`], or the
+    /// `Option<SegmentGen>` of a recovered segment, `None` being the legacy
+    /// `sf-initial.sfa`).
+    pub fn get(&self, name: impl Into<SegmentName>) -> Option<&SegmentFile> {
+        match name.into() {
+            SegmentName::Gen(g) => self.by_gen.get(&g),
+            SegmentName::LegacyInitial => self.legacy.as_ref(),
         }
     }
 
-    /// The file of segment `gen`, writable.
-    pub fn get_mut(&mut self, gen: Option<SegmentGen>) -> Option<&mut SegmentFile> {
-        match gen {
-            Some(g) => self.by_gen.get_mut(&g),
-            None => self.legacy.as_mut(),
+    /// The file of segment `name`, writable.
+    pub fn get_mut(&mut self, name: impl Into<SegmentName>) -> Option<&mut SegmentFile> {
+        match name.into() {
+            SegmentName::Gen(g) => self.by_gen.get_mut(&g),
+            SegmentName::LegacyInitial => self.legacy.as_mut(),
         }
     }
 
-    /// Takes the file of segment `gen` out (to hand it to the ring, or to
-    /// unlink it).
-    pub fn take(&mut self, gen: Option<SegmentGen>) -> Option<SegmentFile> {
-        match gen {
-            Some(g) => self.by_gen.remove(&g),
-            None => self.legacy.take(),
+    /// Takes the file of segment `name` out (to split it for the ring, or
+    /// to unlink it).
+    pub fn take(&mut self, name: impl Into<SegmentName>) -> Option<SegmentFile> {
+        match name.into() {
+            SegmentName::Gen(g) => self.by_gen.remove(&g),
+            SegmentName::LegacyInitial => self.legacy.take(),
         }
     }
 
