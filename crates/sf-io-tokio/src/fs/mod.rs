@@ -16,6 +16,7 @@
 //! | unlink | [`SegmentFile::unlink`], or [`unlink_segment`] for a name not open |
 //! | persist ack watermark | [`WatermarkFile::persist`] |
 //! | recovery at open | [`open_slot`] |
+//! | report an outcome | [`io_outcome`], [`sync_outcome`], [`FsError::io_failure`] |
 //!
 //! With a producer thread and an I/O task sharing a segment, split it
 //! ([`SegmentFile::into_split`], [`MemorySegment::into_split`]): the

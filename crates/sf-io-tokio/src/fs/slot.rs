@@ -32,6 +32,8 @@ pub struct OpenedSlot {
     /// warnings already logged.
     pub plan: RecoveryPlan,
     /// The mapped files of every recovered log segment and leftover spare.
+    /// None is pre-faulted: a leftover spare the ring reuses should get
+    /// [`SegmentFile::prefault`] in the background first.
     pub segments: OpenedSegments,
 }
 
