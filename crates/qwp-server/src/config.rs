@@ -61,6 +61,10 @@ pub struct ServerConfig {
     /// Fault switches in force from the start (change them at runtime with
     /// [`ServerHandle::set_faults`](crate::ServerHandle::set_faults)).
     pub faults: Faults,
+    /// Keep accepted rows in memory for [`ServerHandle::rows`](crate::ServerHandle::rows)
+    /// (default). Off for benchmarks and long local runs: memory then stays
+    /// flat, and rows are only counted (and persisted when `data_dir` is set).
+    pub retain_rows: bool,
     /// Largest WebSocket message accepted; a bigger one closes the
     /// connection with 1009. Defaults to the 16 MiB QWP batch limit plus
     /// the 12-byte header.
@@ -76,6 +80,7 @@ impl ServerConfig {
             auth: None,
             durable_ack: DurableAckMode::Off,
             faults: Faults::default(),
+            retain_rows: true,
             max_message_bytes: qwp_proto::types::DEFAULT_MAX_BATCH_BYTES
                 + qwp_proto::types::HEADER_LEN,
         }
@@ -101,6 +106,12 @@ impl ServerConfig {
     /// Sets [`ServerConfig::durable_ack`].
     pub fn with_durable_ack(mut self, mode: DurableAckMode) -> ServerConfig {
         self.durable_ack = mode;
+        self
+    }
+
+    /// Sets [`ServerConfig::retain_rows`].
+    pub fn with_retain_rows(mut self, retain: bool) -> ServerConfig {
+        self.retain_rows = retain;
         self
     }
 

@@ -534,4 +534,56 @@ mod tests {
             json!({"shape": [u32::MAX, 0], "values": []})
         );
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn limbs_of(v: i128) -> [u64; 4] {
+            let ext = if v < 0 { u64::MAX } else { 0 };
+            [v as u64, (v >> 64) as u64, ext, ext]
+        }
+
+        proptest! {
+            #[test]
+            fn decimal256_agrees_with_i128_formatting(v in any::<i128>()) {
+                prop_assert_eq!(i256_to_string(&limbs_of(v)), v.to_string());
+            }
+
+            #[test]
+            fn scaled_decimal_reads_back_as_the_unscaled_value(v in any::<i64>(), scale in 0u8..=30) {
+                let text = apply_scale(v.to_string(), scale);
+                // Removing the point gives the unscaled digits (zero-padded).
+                let digits: String = text.chars().filter(|c| *c != '.').collect();
+                prop_assert_eq!(digits.parse::<i128>().ok(), Some(i128::from(v)));
+                let frac = text.split_once('.').map_or(0, |(_, f)| f.len());
+                prop_assert_eq!(frac, usize::from(scale));
+            }
+
+            #[test]
+            fn base64_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                let text = crate::base64::encode(&bytes);
+                prop_assert_eq!(crate::base64::decode(&text), Some(bytes));
+            }
+
+            #[test]
+            fn nested_array_holds_every_element_in_row_major_order(
+                dims in proptest::collection::vec(0u32..4, 1..4),
+            ) {
+                let n: u32 = dims.iter().product();
+                let values: Vec<i64> = (0..i64::from(n)).collect();
+                let json = array(&dims, &values, |v| Json::from(*v));
+                fn flatten(j: &Json, out: &mut Vec<i64>) {
+                    match j {
+                        Json::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+                        Json::Number(n) => out.push(n.as_i64().unwrap()),
+                        other => panic!("{other}"),
+                    }
+                }
+                let mut flat = Vec::new();
+                flatten(&json, &mut flat);
+                prop_assert_eq!(flat, values);
+            }
+        }
+    }
 }

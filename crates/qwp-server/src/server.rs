@@ -172,7 +172,7 @@ impl Server {
             auth: config.auth,
             durable_mode: config.durable_ack,
             max_message_bytes: config.max_message_bytes,
-            store: Mutex::new(Store::new(persister)),
+            store: Mutex::new(Store::new(persister, config.retain_rows)),
             faults: Mutex::new(FaultState {
                 faults: config.faults,
                 ..FaultState::default()

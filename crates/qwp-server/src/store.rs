@@ -29,6 +29,8 @@ pub(crate) struct Store {
     /// Manual durable-ACK mode: commits numbered up to here are durable.
     released: u64,
     persister: Option<Persister>,
+    /// Whether rows are kept after they are counted and persisted.
+    retain_rows: bool,
 }
 
 /// The outcome of committing one message.
@@ -75,9 +77,10 @@ impl CommitError {
 }
 
 impl Store {
-    pub(crate) fn new(persister: Option<Persister>) -> Store {
+    pub(crate) fn new(persister: Option<Persister>, retain_rows: bool) -> Store {
         Store {
             persister,
+            retain_rows,
             ..Store::default()
         }
     }
@@ -94,24 +97,37 @@ impl Store {
         wire_seq: i64,
         message: &Message,
     ) -> Result<Commit, CommitError> {
-        // Group the blocks by table, in order of first appearance.
-        let mut touched: Vec<(&str, Vec<Row>)> = Vec::new();
+        // Group the blocks by table, in order of first appearance. Rows are
+        // materialised only if they are kept or persisted.
+        let build_rows = self.retain_rows || self.persister.is_some();
+        let mut touched: Vec<(&str, Vec<Row>, u64)> = Vec::new();
         for table in message.tables.iter().filter(|t| t.row_count() > 0) {
             check_table_name(table.name())?;
             let seq_txn = self.seq_txn(table.name()).saturating_add(1);
-            let rows = table_rows(table).into_iter().map(|cells| Row {
-                connection,
-                wire_seq,
-                seq_txn,
-                cells,
-            });
-            match touched.iter_mut().find(|(n, _)| *n == table.name()) {
-                Some((_, existing)) => existing.extend(rows),
-                None => touched.push((table.name(), rows.collect())),
+            let count = table.row_count() as u64;
+            let rows: Vec<Row> = if build_rows {
+                table_rows(table)
+                    .into_iter()
+                    .map(|cells| Row {
+                        connection,
+                        wire_seq,
+                        seq_txn,
+                        cells,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            match touched.iter_mut().find(|(n, _, _)| *n == table.name()) {
+                Some((_, existing, n)) => {
+                    existing.extend(rows);
+                    *n += count;
+                }
+                None => touched.push((table.name(), rows, count)),
             }
         }
         if let Some(p) = &mut self.persister {
-            for (name, rows) in &touched {
+            for (name, rows, _) in &touched {
                 let mut lines = Vec::new();
                 for row in rows {
                     lines.extend_from_slice(crate::json::row_to_json_line(&row.cells).as_bytes());
@@ -127,11 +143,13 @@ impl Store {
         self.commits += 1;
         let mut tables = Vec::with_capacity(touched.len());
         let mut accepted = 0u64;
-        for (name, rows) in touched {
+        for (name, rows, count) in touched {
             let state = self.tables.entry(name.to_owned()).or_default();
             state.seq_txn = state.seq_txn.saturating_add(1);
-            accepted += rows.len() as u64;
-            state.rows.extend(rows);
+            accepted += count;
+            if self.retain_rows {
+                state.rows.extend(rows);
+            }
             tables.push(TableSeqTxn::new(name, state.seq_txn));
         }
         Ok(Commit {

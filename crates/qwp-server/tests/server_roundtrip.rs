@@ -509,3 +509,23 @@ async fn wait_for_rows_returns_once_rows_land_and_times_out_otherwise() {
     drop(ws);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn without_retained_rows_rows_are_counted_and_persisted_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServerConfig::local()
+        .with_retain_rows(false)
+        .with_data_dir(dir.path());
+    let server = Server::bind(cfg).await.unwrap();
+    let mut ws = connect(&server.url()).await;
+    send(&mut ws, longs("t", &[1, 2])).await;
+    assert_eq!(next_frame(&mut ws).await, ok(0, &[("t", 1)]));
+    assert!(server.rows("t").is_empty());
+    assert_eq!(server.stats().rows, 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap(),
+        "{\"v\":1}\n{\"v\":2}\n"
+    );
+    drop(ws);
+    server.shutdown().await;
+}
