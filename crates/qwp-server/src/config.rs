@@ -65,8 +65,9 @@ pub struct ServerConfig {
     /// (default). Off for benchmarks and long local runs: memory then stays
     /// flat, and rows are only counted (and persisted when `data_dir` is set).
     pub retain_rows: bool,
-    /// Largest WebSocket message accepted; a bigger one closes the
-    /// connection with 1009. Defaults to the 16 MiB QWP batch limit plus
+    /// Largest WebSocket message (and frame) accepted; a bigger one closes
+    /// the connection with 1009 (Message Too Big), which the client treats
+    /// as terminal. Defaults to the 16 MiB QWP batch limit plus
     /// the 12-byte header.
     pub max_message_bytes: usize,
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::config::DurableAckMode;
@@ -175,6 +175,10 @@ impl Connection {
                 inbound = ws.next() => {
                     let next = match inbound {
                         None => return "peer disconnected".to_owned(),
+                        Some(Err(tungstenite::Error::Capacity(e))) => {
+                            tracing::warn!(connection = %self.id, error = %e, "message too big");
+                            return close(&mut ws, CloseAction::Code(u16::from(CloseCode::Size))).await;
+                        }
                         Some(Err(e)) => return format!("read failed: {e}"),
                         Some(Ok(Message::Binary(bytes))) => self.on_message(&bytes),
                         Some(Ok(Message::Text(_))) => self.on_text(),
@@ -306,7 +310,14 @@ impl Connection {
                     return;
                 }
                 OkDelivery::Send => (encode_ok(&ok), Kind::Ok, after_queue),
-                OkDelivery::Delay(d) => (encode_ok(&ok), Kind::Ok, after_queue.max(now + d)),
+                OkDelivery::Delay(d) => match now.checked_add(d) {
+                    Some(due) => (encode_ok(&ok), Kind::Ok, after_queue.max(due)),
+                    // A delay beyond the clock's range never elapses.
+                    None => {
+                        self.shared.update_stats(|s| s.oks_withheld += 1);
+                        return;
+                    }
+                },
             },
             Reply::Error(frame) => {
                 let mut out = Vec::new();
@@ -349,7 +360,10 @@ impl Connection {
         while let Some(front) = self.pending_durable.front() {
             let ready = match mode {
                 DurableAckMode::Off => false,
-                DurableAckMode::After(delay) => front.at + delay <= now,
+                // A delay beyond the clock's range never elapses.
+                DurableAckMode::After(delay) => {
+                    front.at.checked_add(delay).is_some_and(|t| t <= now)
+                }
                 DurableAckMode::Manual => front.commit <= released,
             };
             if !ready {
@@ -445,10 +459,10 @@ async fn close(ws: &mut Ws, action: CloseAction) -> String {
         CloseAction::Code(code) => {
             let frame = CloseFrame {
                 code: CloseCode::from(code),
-                reason: if code == u16::from(CloseCode::Away) {
-                    "server shutting down".into()
-                } else {
-                    "injected fault".into()
+                reason: match CloseCode::from(code) {
+                    CloseCode::Away => "server shutting down".into(),
+                    CloseCode::Size => "message too big".into(),
+                    _ => "injected fault".into(),
                 },
             };
             let _ = ws.send(Message::Close(Some(frame))).await;

@@ -71,7 +71,8 @@ pub enum OkDelivery {
     /// Commit, but never send the OK.
     Withhold,
     /// Send each OK this long after its commit. Responses keep their order:
-    /// an error frame that follows a delayed OK waits behind it.
+    /// an error frame that follows a delayed OK waits behind it. A delay
+    /// beyond the clock's range (e.g. `Duration::MAX`) acts as `Withhold`.
     Delay(Duration),
 }
 

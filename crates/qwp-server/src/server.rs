@@ -209,7 +209,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: watch
                         shutdown.clone(),
                     ));
                 }
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
+                Err(e) => {
+                    // Out of descriptors and the like: do not spin on it.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }

@@ -364,3 +364,27 @@ async fn restart_on_the_same_port_forgets_state() {
     drop(ws);
     again.shutdown().await;
 }
+
+#[tokio::test]
+async fn unreachable_delays_never_deliver_and_never_panic() {
+    let cfg = ServerConfig::local()
+        .with_durable_ack(DurableAckMode::After(Duration::MAX))
+        .with_faults(Faults {
+            ok_delivery: OkDelivery::Delay(Duration::MAX),
+            ..Faults::default()
+        });
+    let server = Server::bind(cfg).await.unwrap();
+    let (mut ws, _) = try_connect(&server.url(), &[("X-QWP-Request-Durable-Ack", "true")])
+        .await
+        .unwrap();
+    send(&mut ws, longs("t", &[1])).await;
+    send(&mut ws, longs("t", &[2])).await;
+    assert!(close_and_collect(&mut ws).await.is_empty());
+    let stats = server.stats();
+    assert_eq!(
+        (stats.oks_withheld, stats.oks_sent, stats.durable_acks_sent),
+        (2, 0, 0)
+    );
+    assert_eq!(server.rows("t").len(), 2);
+    server.shutdown().await;
+}

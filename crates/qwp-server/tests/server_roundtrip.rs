@@ -529,3 +529,20 @@ async fn without_retained_rows_rows_are_counted_and_persisted_only() {
     drop(ws);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_message_closes_with_1009() {
+    let mut cfg = ServerConfig::local();
+    cfg.max_message_bytes = 64;
+    let server = Server::bind(cfg).await.unwrap();
+    let mut ws = connect(&server.url()).await;
+    send(&mut ws, longs("t", &[1])).await;
+    assert_eq!(next_frame(&mut ws).await, ok(0, &[("t", 1)]));
+    send(&mut ws, longs("t", &[1; 20])).await;
+    assert!(matches!(
+        next_event(&mut ws).await,
+        Event::Close(Some(1009))
+    ));
+    drop(ws);
+    server.shutdown().await;
+}
