@@ -61,17 +61,26 @@ pub fn row_to_json(cells: &[Cell]) -> Map<String, Json> {
 /// [`row_to_json`] with its keys in schema order, compact, as the server
 /// writes it to `<table>.jsonl`.
 pub fn row_to_json_line(cells: &[Cell]) -> String {
-    let mut line = String::from("{");
+    let mut out = Vec::new();
+    write_row_json_line(cells, &mut out);
+    // serde_json only writes UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the line of [`row_to_json_line`] (without the newline) to `out`,
+/// without intermediate strings.
+pub fn write_row_json_line(cells: &[Cell], out: &mut Vec<u8>) {
+    out.push(b'{');
     for (i, (key, value)) in fields(cells).into_iter().enumerate() {
         if i > 0 {
-            line.push(',');
+            out.push(b',');
         }
-        line.push_str(&Json::String(key.to_owned()).to_string());
-        line.push(':');
-        line.push_str(&value.to_string());
+        // Writing JSON values into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut *out, &value);
     }
-    line.push('}');
-    line
+    out.push(b'}');
 }
 
 /// The row's keys and values in schema order, the designated timestamp

@@ -130,7 +130,7 @@ impl Store {
             for (name, rows, _) in &touched {
                 let mut lines = Vec::new();
                 for row in rows {
-                    lines.extend_from_slice(crate::json::row_to_json_line(&row.cells).as_bytes());
+                    crate::json::write_row_json_line(&row.cells, &mut lines);
                     lines.push(b'\n');
                 }
                 p.append(name, &lines)
