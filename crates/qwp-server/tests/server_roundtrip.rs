@@ -546,3 +546,35 @@ async fn oversized_message_closes_with_1009() {
     drop(ws);
     server.shutdown().await;
 }
+
+/// sf-client §7.1: per-table seqTxns are server-wide and increase; two
+/// connections writing one table concurrently get distinct, gap-free
+/// seqTxns, each increasing along its own connection.
+#[tokio::test]
+async fn concurrent_connections_share_one_gap_free_seq_txn_sequence() {
+    let server = Server::bind(ServerConfig::local()).await.unwrap();
+    let url = server.url();
+    let client = |url: String| async move {
+        let mut ws = connect(&url).await;
+        for i in 0..20 {
+            send(&mut ws, longs("t", &[i])).await;
+        }
+        let mut txns = Vec::new();
+        for seq in 0..20 {
+            match next_frame(&mut ws).await {
+                Response::Ok(f) if f.sequence == seq => txns.push(f.tables[0].seq_txn),
+                other => panic!("expected OK {seq}, got {other:?}"),
+            }
+        }
+        txns
+    };
+    let (a, b) = tokio::join!(client(url.clone()), client(url.clone()));
+    for txns in [&a, &b] {
+        assert!(txns.windows(2).all(|w| w[0] < w[1]), "{txns:?}");
+    }
+    let mut all: Vec<i64> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<_>>());
+    assert_eq!(server.seq_txn("t"), 40);
+    server.shutdown().await;
+}
