@@ -73,11 +73,11 @@ pub const KEYS: &[&str] = builder::KEY_NAMES;
 /// Default `sender_id`.
 pub const DEFAULT_SENDER_ID: &str = "default";
 /// Default `sf_max_bytes`: 4 MiB per segment.
-pub const DEFAULT_SF_MAX_BYTES: u64 = 4 << 20;
+pub const DEFAULT_SF_MAX_BYTES: u64 = crate::storage::DEFAULT_SEGMENT_BYTES;
 /// Default `sf_max_total_bytes` in memory mode (no `sf_dir`): 128 MiB.
-pub const DEFAULT_MEMORY_MAX_TOTAL_BYTES: u64 = 128 << 20;
+pub const DEFAULT_MEMORY_MAX_TOTAL_BYTES: u64 = crate::storage::DEFAULT_MAX_TOTAL_BYTES_MEMORY;
 /// Default `sf_max_total_bytes` with `sf_dir`: 10 GiB.
-pub const DEFAULT_SF_MAX_TOTAL_BYTES: u64 = 10 << 30;
+pub const DEFAULT_SF_MAX_TOTAL_BYTES: u64 = crate::storage::DEFAULT_MAX_TOTAL_BYTES_FILES;
 /// Smallest `sf_max_bytes`: the 24-byte segment header, one 8-byte frame
 /// header and the smallest QWP message (its 12-byte header).
 pub const MIN_SEGMENT_BYTES: u64 = (crate::segment::SEGMENT_HEADER_LEN
@@ -87,7 +87,7 @@ pub const MIN_SEGMENT_BYTES: u64 = (crate::segment::SEGMENT_HEADER_LEN
 /// segment fits a `u32` and every frame length fits the format's `i32`.
 pub const MAX_SEGMENT_BYTES: u64 = 2 << 30;
 /// Default `sf_append_deadline_millis`.
-pub const DEFAULT_APPEND_DEADLINE: Duration = Duration::from_millis(30_000);
+pub const DEFAULT_APPEND_DEADLINE: Duration = crate::storage::DEFAULT_APPEND_DEADLINE;
 /// Default `max_background_drainers`.
 pub const DEFAULT_MAX_BACKGROUND_DRAINERS: u32 = 4;
 /// Default `reconnect_max_duration_millis`: the per-outage budget.
@@ -99,9 +99,10 @@ pub const DEFAULT_RECONNECT_MAX_BACKOFF: Duration = Duration::from_millis(5_000)
 /// Default `close_flush_timeout_millis`.
 pub const DEFAULT_CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// Default `durable_ack_keepalive_interval_millis`.
-pub const DEFAULT_DURABLE_ACK_KEEPALIVE: Duration = Duration::from_millis(200);
+pub const DEFAULT_DURABLE_ACK_KEEPALIVE: Duration =
+    Duration::from_millis(crate::durable_ack::DEFAULT_KEEPALIVE_INTERVAL_MILLIS as u64);
 /// Default `error_inbox_capacity`.
-pub const DEFAULT_ERROR_INBOX_CAPACITY: u32 = 256;
+pub const DEFAULT_ERROR_INBOX_CAPACITY: u32 = crate::errors::DEFAULT_ERROR_INBOX_CAPACITY as u32;
 /// Smallest `error_inbox_capacity` (sf-client §4.4).
 pub const MIN_ERROR_INBOX_CAPACITY: u32 = 16;
 /// Default `auth_timeout_ms`: the bound on the wait for the upgrade response.
@@ -117,7 +118,7 @@ pub const DEFAULT_INIT_BUF_SIZE: u64 = 64 << 10;
 /// Default `max_buf_size`: 100 MiB.
 pub const DEFAULT_MAX_BUF_SIZE: u64 = 100 << 20;
 /// Default `in_flight_window`.
-pub const DEFAULT_IN_FLIGHT_WINDOW: u32 = 128;
+pub const DEFAULT_IN_FLIGHT_WINDOW: u32 = crate::ack::DEFAULT_IN_FLIGHT_WINDOW;
 /// Default `max_schemas_per_connection`.
 pub const DEFAULT_MAX_SCHEMAS_PER_CONNECTION: u32 = 65_535;
 /// Upper bound of `in_flight_window` and `error_inbox_capacity`: both size
