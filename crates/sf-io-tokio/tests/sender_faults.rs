@@ -194,7 +194,9 @@ async fn w4_durable_ack_mode_trims_only_on_durable_ack() {
     assert_eq!(s.acked_fsn(), None, "W4: OK frames do not trim");
     srv.release_durable();
     s.wait_acked_async(f).await.unwrap();
-    assert!(srv.stats().durable_acks_sent >= 1);
+    srv.wait_for(WAIT, |st| st.durable_acks_sent >= 1)
+        .await
+        .unwrap();
     assert_eq!(server_ns(&srv, "t"), (0..30).collect::<Vec<_>>());
     s.close().unwrap();
 }

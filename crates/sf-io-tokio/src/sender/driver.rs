@@ -260,7 +260,7 @@ impl Driver {
                         blocking.push(tokio::task::spawn_blocking(move || {
                             let r = match (file, dir) {
                                 (Some(f), _) => f.unlink(),
-                                (None, Some(dir)) => unlink_segment(&dir, &name.file_name()),
+                                (None, Some(dir)) => unlink_segment(&dir, name),
                                 (None, None) => Ok(()),
                             };
                             let outcome = match r {
@@ -377,6 +377,9 @@ impl Driver {
     ) -> (Vec<Action>, Option<CloseOutcome>) {
         let mut actions = Vec::new();
         let mut closed = None;
+        // Before any notification goes out: a handler that hears of a halt
+        // and calls the sender must already be refused.
+        self.shared.mark_stopped(g);
         // Bounded: each completion fed back is one the engine asked for.
         while let Some(output) = g.engine.poll_output() {
             match output {

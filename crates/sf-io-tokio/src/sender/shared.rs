@@ -160,15 +160,18 @@ impl Shared {
 
     /// Wakes every waiter, blocking and async.
     pub(crate) fn notify_waiters(&self) {
-        {
-            let g = self.lock();
-            if g.engine.last_terminal_error().is_some() || g.closed.is_some() {
-                self.stopped
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
+        self.mark_stopped(&self.lock());
         self.cond.notify_all();
         self.epoch.send_modify(|e| *e = e.wrapping_add(1));
+    }
+
+    /// Raises [`Shared::stopped`] once a terminal error is latched or the
+    /// sender closed.
+    pub(crate) fn mark_stopped(&self, g: &Inner) {
+        if g.engine.last_terminal_error().is_some() || g.closed.is_some() {
+            self.stopped
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 
     /// A receiver for async waits.
