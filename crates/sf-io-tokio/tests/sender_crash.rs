@@ -30,7 +30,7 @@ fn sender_crash_child() {
     // Small segments so the kill can land around rotations too.
     let conf = format!(
         "ws::addr=127.0.0.1:{port};sf_dir={dir};sender_id=crash;auto_flush=off;\
-         initial_connect_retry=on;sf_max_bytes=65536;close_flush_timeout_millis=0;"
+         initial_connect_retry=async;sf_max_bytes=65536;close_flush_timeout_millis=0;"
     );
     let mut s = Sender::from_conf(&conf).unwrap();
     for i in 0..1_000_000i64 {

@@ -142,16 +142,17 @@ async fn upgrade_401_is_terminal() {
         ..Faults::default()
     }))
     .await;
+    // `async`: the constructor returns at once and the halt arrives later,
+    // even though a failed first connect would otherwise be retried.
     let (mut s, errors) =
-        sender_with_errors(&conf(&srv, "auto_flush=off;initial_connect_retry=on;"));
-    let f = ten_rows_per_flush(&mut s, 1);
-    assert!(matches!(s.wait_acked(f, WAIT), Err(Error::Terminal(_))));
+        sender_with_errors(&conf(&srv, "auto_flush=off;initial_connect_retry=async;"));
     assert_eq!(
         errors.recv_timeout(WAIT).unwrap().policy(),
         ErrorPolicy::Halt
     );
+    assert!(matches!(s.table("t"), Err(Error::Terminal(_))));
     assert_eq!(srv.stats().upgrades_rejected, 1, "no retry after 401");
-    assert!(s.close().is_err());
+    assert!(matches!(s.close(), Err(Error::Terminal(_))));
 }
 
 /// failover.md: 421 with a role walks on; once the server accepts, all
@@ -213,11 +214,32 @@ async fn w4_missing_durable_echo_is_refused() {
             }),
     )
     .await;
-    let (mut s, errors) = sender_with_errors(&conf(&srv, "auto_flush=off;request_durable_ack=on;"));
-    // initial_connect_retry=off: the refused first connect is terminal.
-    let e = errors.recv_timeout(WAIT).unwrap();
-    assert_eq!(e.policy(), ErrorPolicy::Halt);
-    assert!(matches!(s.table("t"), Err(Error::Terminal(_))));
+    // initial_connect_retry=off (default): the constructor waits for the
+    // first connect, whose refusal is terminal.
+    match Sender::from_conf(&conf(&srv, "auto_flush=off;request_durable_ack=on;")) {
+        Err(Error::Terminal(e)) => assert_eq!(e.policy(), ErrorPolicy::Halt),
+        other => panic!("expected the constructor to fail, got {other:?}"),
+    }
     assert_eq!(srv.stats().rows, 0, "nothing sent on a refused connection");
-    assert!(matches!(s.close(), Err(Error::Terminal(_))));
+}
+
+/// `initial_connect_retry=off`: the constructor waits for the first
+/// connect and a 401 fails the constructor itself; the slot is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_connect_off_constructor_fails_on_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local().with_faults(Faults {
+        reject_upgrades: Some(RejectUpgrades {
+            count: 1,
+            with: UpgradeReject::Unauthorized,
+        }),
+        ..Faults::default()
+    }))
+    .await;
+    let c = conf(&srv, &format!("sf_dir={};", dir.path().display()));
+    assert!(matches!(Sender::from_conf(&c), Err(Error::Terminal(_))));
+    // The reject is spent and the failed constructor released the slot.
+    let s = Sender::from_conf(&c).unwrap();
+    assert_eq!(s.counters().last_terminal_error, None);
+    s.close().unwrap();
 }

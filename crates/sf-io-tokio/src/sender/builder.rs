@@ -11,6 +11,7 @@ use sf_core::ack::InFlightWindow;
 use sf_core::backoff::BackoffConfig;
 use sf_core::config::Config;
 use sf_core::engine::{Engine, EngineConfig};
+use sf_core::reconnect::InitialConnectRetry;
 use sf_core::recovery::RecoveredSlot;
 use sf_core::ring::SegmentName;
 use sf_core::storage::{Backing, StorageConfig};
@@ -154,13 +155,19 @@ impl SenderBuilder {
             max_batch_bytes: usize::try_from(config.max_frame_bytes()).unwrap_or(usize::MAX),
             ..EncoderConfig::default()
         })?;
-        Ok(Sender::assemble(
-            config,
-            shared,
-            runtime,
-            Some(dispatcher),
-            encoder,
-        ))
+        let initial = config.reconnect().initial_connect_retry;
+        let sender = Sender::assemble(config, shared, runtime, Some(dispatcher), encoder);
+        // `initial_connect_retry=off` and `on` make the constructor wait for
+        // the first connection (off: one round, its failure is terminal;
+        // on: retried within the reconnect budget); `async` returns at once.
+        // The engine bounds both waits, so this never hangs.
+        if initial != InitialConnectRetry::Async {
+            if let Err(e) = sender.wait_connected() {
+                drop(sender);
+                return Err(e);
+            }
+        }
+        Ok(sender)
     }
 }
 

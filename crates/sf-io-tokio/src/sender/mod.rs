@@ -366,6 +366,30 @@ impl Sender {
         }
     }
 
+    /// Blocks until the engine is connected, or returns the terminal error
+    /// that ended the attempts (bounded by the engine's budget).
+    fn wait_connected(&self) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        blocking(move || {
+            let mut g = shared.lock();
+            loop {
+                if let Some(e) = g.engine.last_terminal_error() {
+                    return Err(Error::Terminal(e.clone()));
+                }
+                if matches!(
+                    g.engine.connection_state(),
+                    sf_core::engine::ConnectionState::Connected { .. }
+                ) {
+                    return Ok(());
+                }
+                if g.closed.is_some() {
+                    return Err(Error::Closed);
+                }
+                g = shared.wait(g);
+            }
+        })
+    }
+
     /// The counters of sf-client §20.
     pub fn counters(&self) -> Counters {
         Counters::read(&self.shared.lock().engine)
