@@ -22,7 +22,7 @@ use super::driver::{Driver, SlotFiles};
 use super::error::{Error, Result};
 use super::shared::{Clock, Inner, Segment, Shared};
 use super::{Runtime, Sender};
-use crate::fs::{open_slot, WatermarkFile};
+use crate::fs::open_slot;
 use crate::net::{ConnectSettings, TLS_HANDSHAKE_TIMEOUT};
 
 /// The `X-QWP-Client-Id` this sender announces.
@@ -117,13 +117,12 @@ impl SenderBuilder {
                         segments.insert(SegmentName::Gen(spare.gen), Segment::File(f));
                     }
                 }
-                let watermark = WatermarkFile::open(&slot_dir)?;
                 (
                     opened.plan.slot,
                     Some(opened.lock),
                     Some(SlotFiles {
                         dir: slot_dir,
-                        watermark,
+                        watermark: None,
                     }),
                 )
             }

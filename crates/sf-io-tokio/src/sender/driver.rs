@@ -39,7 +39,9 @@ type ConnectFuture =
 #[derive(Debug)]
 pub(crate) struct SlotFiles {
     pub dir: PathBuf,
-    pub watermark: WatermarkFile,
+    /// `.ack-watermark`, opened on the first persist (and again after a
+    /// removal: writes through a handle to a removed file would be lost).
+    pub watermark: Option<WatermarkFile>,
 }
 
 /// Everything the I/O task owns.
@@ -81,9 +83,10 @@ enum Action {
         name: SegmentName,
         file: Option<SegmentFile>,
     },
+    /// Persist `Some(fsn)`, or remove the file (`None`).
     Watermark {
         id: IoId,
-        fsn: Fsn,
+        fsn: Option<Fsn>,
     },
 }
 
@@ -277,13 +280,28 @@ impl Driver {
                     Action::Watermark { id, fsn } => {
                         let tx = io_tx.clone();
                         let shared = Arc::clone(&self.shared);
-                        let Some((_, wm)) = watermark.as_ref() else {
+                        let Some((dir, wm)) = watermark.as_ref() else {
                             let _ = tx.send((id, IoOutcome::Done));
                             continue;
                         };
-                        let wm = Arc::clone(wm);
+                        let (dir, wm) = (dir.clone(), Arc::clone(wm));
                         blocking.push(tokio::task::spawn_blocking(move || {
-                            let r = wm.lock().unwrap_or_else(|p| p.into_inner()).persist(fsn);
+                            let mut slot = wm.lock().unwrap_or_else(|p| p.into_inner());
+                            let r = match fsn {
+                                Some(fsn) => match slot.as_mut() {
+                                    Some(file) => file.persist(fsn).map(|_| ()),
+                                    None => WatermarkFile::open(&dir).and_then(|mut file| {
+                                        let r = file.persist(fsn).map(|_| ());
+                                        *slot = Some(file);
+                                        r
+                                    }),
+                                },
+                                None => {
+                                    *slot = None;
+                                    remove_watermark(&dir)
+                                }
+                            };
+                            drop(slot);
                             let outcome = match r {
                                 Ok(_) => IoOutcome::Done,
                                 Err(e) => {
@@ -513,13 +531,26 @@ impl Driver {
                 ),
             },
             StorageOutput::PersistAckWatermark { id, fsn } => {
-                actions.push(Action::Watermark { id, fsn })
+                actions.push(Action::Watermark { id, fsn: Some(fsn) })
+            }
+            StorageOutput::RemoveAckWatermark { id } => {
+                actions.push(Action::Watermark { id, fsn: None })
             }
         }
     }
 
     fn slot_is_files(&self, g: &Inner) -> bool {
         g.engine.storage().config().backing == sf_core::storage::Backing::Files
+    }
+}
+
+/// Removes `.ack-watermark` from `dir`; a missing file counts as removed.
+fn remove_watermark(dir: &std::path::Path) -> Result<(), crate::fs::FsError> {
+    let path = dir.join(sf_core::watermark::ACK_WATERMARK_FILE_NAME);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::fs::FsError::io(crate::fs::FsOp::Unlink, path, e)),
     }
 }
 
