@@ -154,3 +154,23 @@ async fn async_api_flush_wait_close() {
     s.close_async().await.unwrap();
     assert_eq!(server_ns(&srv, "t"), (0..5).collect::<Vec<_>>());
 }
+
+/// W5-style liveness of the API: when the runtime that ran the I/O task
+/// shuts down, waits end and close() reports it instead of hanging.
+#[test]
+fn io_task_gone_with_its_runtime_close_reports_it_and_does_not_hang() {
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = server_rt.block_on(server(ServerConfig::local()));
+    let sender_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut s = sender_rt
+        .block_on(async { Sender::from_conf(&conf(&srv, "auto_flush=off;")) })
+        .unwrap();
+    write_rows(&mut s, "t", 0, 1);
+    drop(sender_rt);
+    assert!(matches!(s.flush(), Err(Error::Closed)));
+    assert!(matches!(s.close(), Err(Error::IoTask(_))));
+}

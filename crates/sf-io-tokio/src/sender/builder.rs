@@ -198,22 +198,33 @@ fn start(driver: Driver, handle: Option<Handle>, shared: &Arc<Shared>) -> Result
     })
 }
 
-/// Runs the driver; whatever way it ends, waiters are released with a
-/// close outcome so no wait hangs on a task that is gone.
+/// Runs the driver; whatever way it ends (finished, or dropped because the
+/// runtime it was spawned on shut down), waiters are released with a close
+/// outcome so no wait hangs on a task that is gone.
 async fn guarded(driver: Driver, shared: Arc<Shared>) {
+    let _exit = ExitGuard(shared);
     driver.run().await;
-    let mut g = shared.lock();
-    if g.closed.is_none() {
-        g.driver_failure = Some("the I/O task ended before close()".into());
-        g.closed = Some(super::shared::CloseOutcome {
-            result: Ok(()),
-            drained: false,
-        });
+}
+
+/// Publishes a close outcome if the driver ended without one.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let mut g = self.0.lock();
+        if g.closed.is_none() {
+            g.driver_failure = Some("the I/O task ended before close()".into());
+            tracing::error!("qwp-sf I/O task ended before close(); the sender is unusable");
+            g.closed = Some(super::shared::CloseOutcome {
+                result: Ok(()),
+                drained: false,
+            });
+        }
+        g.segments.clear();
+        g.lock = None;
+        drop(g);
+        self.0.notify_waiters();
     }
-    g.segments.clear();
-    g.lock = None;
-    drop(g);
-    shared.notify_waiters();
 }
 
 /// Seeds the backoff jitter: the adapter may draw randomness, the core not.

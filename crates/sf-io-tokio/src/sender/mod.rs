@@ -458,7 +458,13 @@ impl Sender {
     }
 
     fn finish_close(&mut self, flushed: Result<()>) -> Result<()> {
-        let outcome = self.shared.lock().closed.clone();
+        let (outcome, failure) = {
+            let g = self.shared.lock();
+            (g.closed.clone(), g.driver_failure.clone())
+        };
+        if let Some(f) = failure {
+            return Err(Error::IoTask(f));
+        }
         match &mut self.runtime {
             Runtime::Thread { thread } => {
                 if let Some(t) = thread.take() {
