@@ -109,12 +109,13 @@ impl SenderBuilder {
                 let slot_dir = opened.lock.slot_dir().to_path_buf();
                 for seg in &opened.plan.slot.segments {
                     if let Some(f) = opened.segments.take(seg.gen) {
-                        segments.insert(SegmentName::from(seg.gen), Segment::File(f));
+                        let split = Segment::file(f, seg.append_offset)?;
+                        segments.insert(SegmentName::from(seg.gen), split);
                     }
                 }
                 for spare in &opened.plan.slot.leftover_spares {
                     if let Some(f) = opened.segments.take(Some(spare.gen)) {
-                        segments.insert(SegmentName::Gen(spare.gen), Segment::File(f));
+                        segments.insert(SegmentName::Gen(spare.gen), Segment::file(f, 0)?);
                     }
                 }
                 (

@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 
 use super::callbacks::{Event, EventSender};
 use super::shared::{io_failure, CloseOutcome, Inner, Segment, Shared};
-use crate::fs::{unlink_segment, MemorySegment, SegmentFile, WatermarkFile};
+use crate::fs::{unlink_segment, MemorySegment, SegmentFile, SegmentReader, WatermarkFile};
 use crate::net::{
     connect, ConnectError, ConnectSettings, EventReceiver, FrameSender, NetEvent, UpgradeResult,
 };
@@ -81,7 +81,7 @@ enum Action {
     Unlink {
         id: IoId,
         name: SegmentName,
-        file: Option<SegmentFile>,
+        file: Option<SegmentReader>,
     },
     /// Persist `Some(fsn)`, or remove the file (`None`).
     Watermark {
@@ -197,12 +197,11 @@ impl Driver {
                         };
                         let dir = dir.clone();
                         blocking.push(tokio::task::spawn_blocking(move || {
-                            let outcome = match SegmentFile::create_spare(&dir, gen, size) {
-                                Ok(file) => {
-                                    shared
-                                        .lock()
-                                        .segments
-                                        .insert(SegmentName::Gen(gen), Segment::File(file));
+                            let created = SegmentFile::create_spare(&dir, gen, size)
+                                .and_then(|file| Segment::file(file, 0));
+                            let outcome = match created {
+                                Ok(seg) => {
+                                    shared.lock().segments.insert(SegmentName::Gen(gen), seg);
                                     IoOutcome::Done
                                 }
                                 Err(e) => {
@@ -223,34 +222,32 @@ impl Driver {
                     } => {
                         let tx = io_tx.clone();
                         let shared = Arc::clone(&self.shared);
+                        // A reader of its own: the sync runs without the
+                        // lock, below the published end the producer never
+                        // writes again.
+                        let reader = self
+                            .shared
+                            .lock()
+                            .segments
+                            .get(&name)
+                            .map(|seg| seg.writer.reader());
                         blocking.push(tokio::task::spawn_blocking(move || {
-                            // Synced under the lock: the mapping may not be
-                            // unmapped meanwhile. Only the flush/append
-                            // durability modes ask for syncs, and there the
-                            // producer waits for this sync anyway.
-                            let outcome = {
-                                let mut g = shared.lock();
-                                match g.segments.get_mut(&name) {
-                                    Some(Segment::File(f)) => {
-                                        let r = if rewrite {
-                                            f.resync_range(from, upto)
-                                        } else {
-                                            f.sync_range(from, upto)
-                                        };
-                                        match r {
-                                            Ok(upto_offset) => IoOutcome::Synced { upto_offset },
-                                            Err(e) => {
-                                                warn!(error = %e, "segment sync failed");
-                                                IoOutcome::Failed(io_failure(&e))
-                                            }
+                            let outcome = match reader {
+                                Some(reader) => {
+                                    let r = if rewrite {
+                                        reader.resync_range(from, upto)
+                                    } else {
+                                        reader.sync_range(from, upto)
+                                    };
+                                    match r {
+                                        Ok(upto_offset) => IoOutcome::Synced { upto_offset },
+                                        Err(e) => {
+                                            warn!(error = %e, "segment sync failed");
+                                            IoOutcome::Failed(io_failure(&e))
                                         }
                                     }
-                                    // Memory segments have nothing to sync.
-                                    Some(Segment::Memory(_)) => {
-                                        IoOutcome::Synced { upto_offset: upto }
-                                    }
-                                    None => IoOutcome::Failed(IoFailure::Io { os_code: None }),
                                 }
+                                None => IoOutcome::Failed(IoFailure::Io { os_code: None }),
                             };
                             let _ = tx.send((id, outcome));
                             shared.wake_driver.notify_one();
@@ -407,7 +404,7 @@ impl Driver {
                     let bytes = g
                         .segments
                         .get(&location.name)
-                        .and_then(|s| s.buffer().read_frame(location.offset).ok())
+                        .and_then(|s| s.reader.read_frame(location.offset).ok())
                         .map(<[u8]>::to_vec);
                     match bytes {
                         Some(bytes) => actions.push(Action::Send { fsn, bytes }),
@@ -475,9 +472,9 @@ impl Driver {
                     actions.push(Action::Create { id, gen, size });
                 } else {
                     // Memory mode: a zeroed allocation, done here.
-                    let outcome = match MemorySegment::new(gen, size) {
-                        Ok(m) => {
-                            g.segments.insert(SegmentName::Gen(gen), Segment::Memory(m));
+                    let outcome = match MemorySegment::new(gen, size).and_then(Segment::memory) {
+                        Ok(seg) => {
+                            g.segments.insert(SegmentName::Gen(gen), seg);
                             IoOutcome::Done
                         }
                         Err(e) => IoOutcome::Failed(io_failure(&e)),
@@ -502,34 +499,38 @@ impl Driver {
                 upto: upto_offset,
                 rewrite,
             }),
-            StorageOutput::Unlink { id, name } => match g.segments.remove(&name) {
-                Some(Segment::Memory(_)) => feed(
-                    g,
-                    now,
-                    OwnedInput::Io {
+            StorageOutput::Unlink { id, name } => {
+                let files = self.slot_is_files(g);
+                match g.segments.remove(&name) {
+                    // Memory: freed when its last handle drops, here.
+                    Some(_) if !files => feed(
+                        g,
+                        now,
+                        OwnedInput::Io {
+                            id,
+                            outcome: IoOutcome::Done,
+                        },
+                    ),
+                    Some(seg) => actions.push(Action::Unlink {
                         id,
-                        outcome: IoOutcome::Done,
-                    },
-                ),
-                Some(Segment::File(f)) => actions.push(Action::Unlink {
-                    id,
-                    name,
-                    file: Some(f),
-                }),
-                None if self.slot_is_files(g) => actions.push(Action::Unlink {
-                    id,
-                    name,
-                    file: None,
-                }),
-                None => feed(
-                    g,
-                    now,
-                    OwnedInput::Io {
+                        name,
+                        file: Some(seg.reader),
+                    }),
+                    None if files => actions.push(Action::Unlink {
                         id,
-                        outcome: IoOutcome::Done,
-                    },
-                ),
-            },
+                        name,
+                        file: None,
+                    }),
+                    None => feed(
+                        g,
+                        now,
+                        OwnedInput::Io {
+                            id,
+                            outcome: IoOutcome::Done,
+                        },
+                    ),
+                }
+            }
             StorageOutput::PersistAckWatermark { id, fsn } => {
                 actions.push(Action::Watermark { id, fsn: Some(fsn) })
             }
@@ -563,7 +564,7 @@ pub(crate) fn install_header(g: &mut Inner, gen: SegmentGen, base_fsn: Fsn) -> I
         Ok(h) => h,
         Err(_) => return IoOutcome::Failed(IoFailure::Io { os_code: None }),
     };
-    match seg.buffer_mut().write_header(&header) {
+    match seg.writer.write_header(&header) {
         Ok(()) => IoOutcome::Done,
         Err(e) => IoOutcome::Failed(io_failure(&e)),
     }

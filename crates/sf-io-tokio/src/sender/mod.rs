@@ -577,16 +577,19 @@ fn write_placed(
         );
         return Err(sf_core::storage::IoFailure::Io { os_code: None });
     };
-    let buf = seg.buffer_mut();
+    let writer = &mut seg.writer;
     if let Some(h) = p.header {
         let header = sf_core::segment::SegmentHeader::new(h.base_fsn, driver::now_micros())
             .map_err(|_| sf_core::storage::IoFailure::Io { os_code: None })?;
-        buf.write_header(&header)
+        writer
+            .write_header(&header)
             .map_err(|e| shared::io_failure(&e))?;
     }
-    buf.write_frame(p.offset, payload)
-        .map(|_| ())
-        .map_err(|e| shared::io_failure(&e))
+    // Length, payload, CRC, then publish the new end (release store).
+    let end = writer
+        .write_frame(p.offset, payload)
+        .map_err(|e| shared::io_failure(&e))?;
+    writer.publish(end).map_err(|e| shared::io_failure(&e))
 }
 
 /// Whether a flush ticket is settled: `Some(Ok(fsn))` done, `Some(Err)`

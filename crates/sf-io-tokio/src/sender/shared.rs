@@ -18,7 +18,7 @@ use sf_core::storage::IoFailure;
 use sf_core::Instant;
 use tokio::sync::{watch, Notify};
 
-use crate::fs::{FsError, MemorySegment, SegmentBuffer, SegmentFile, SlotLock};
+use crate::fs::{FsError, MemorySegment, SegmentFile, SegmentReader, SegmentWriter, SlotLock};
 
 /// The monotonic clock the engine's `Instant`s are read from: nanoseconds
 /// since the sender was built.
@@ -45,29 +45,29 @@ impl Clock {
     }
 }
 
-/// One segment's bytes: a mapped file (SF mode) or a heap buffer (memory
-/// mode).
+/// One segment, split so the producer writes above the published end
+/// while the I/O task reads, syncs and unlinks below it without the lock
+/// (an fsync never stalls an append).
 #[derive(Debug)]
-pub(crate) enum Segment {
-    /// A mapped segment file.
-    File(SegmentFile),
-    /// A memory segment.
-    Memory(MemorySegment),
+pub(crate) struct Segment {
+    /// The producer's half (used under the lock).
+    pub writer: SegmentWriter,
+    /// A reader; more are cloned off the writer for work done off the lock.
+    pub reader: SegmentReader,
 }
 
 impl Segment {
-    pub(crate) fn buffer(&self) -> &dyn SegmentBuffer {
-        match self {
-            Segment::File(f) => f,
-            Segment::Memory(m) => m,
-        }
+    /// A mapped file with `published` bytes already published (0 for a
+    /// spare, the recovered append offset for a log segment).
+    pub(crate) fn file(f: SegmentFile, published: u64) -> Result<Segment, FsError> {
+        let (writer, reader) = f.into_split(published)?;
+        Ok(Segment { writer, reader })
     }
 
-    pub(crate) fn buffer_mut(&mut self) -> &mut dyn SegmentBuffer {
-        match self {
-            Segment::File(f) => f,
-            Segment::Memory(m) => m,
-        }
+    /// A fresh memory segment.
+    pub(crate) fn memory(m: MemorySegment) -> Result<Segment, FsError> {
+        let (writer, reader) = m.into_split(0)?;
+        Ok(Segment { writer, reader })
     }
 }
 
