@@ -39,8 +39,8 @@ type ConnectFuture =
 #[derive(Debug)]
 pub(crate) struct SlotFiles {
     pub dir: PathBuf,
-    /// `.ack-watermark`, opened on the first persist (and again after a
-    /// removal: writes through a handle to a removed file would be lost).
+    /// `.ack-watermark`, opened on the first request (opening creates an
+    /// empty file, which a removal asked for at open then deletes).
     pub watermark: Option<WatermarkFile>,
 }
 
@@ -284,20 +284,16 @@ impl Driver {
                         let (dir, wm) = (dir.clone(), Arc::clone(wm));
                         blocking.push(tokio::task::spawn_blocking(move || {
                             let mut slot = wm.lock().unwrap_or_else(|p| p.into_inner());
-                            let r = match fsn {
-                                Some(fsn) => match slot.as_mut() {
-                                    Some(file) => file.persist(fsn).map(|_| ()),
-                                    None => WatermarkFile::open(&dir).and_then(|mut file| {
-                                        let r = file.persist(fsn).map(|_| ());
-                                        *slot = Some(file);
-                                        r
-                                    }),
-                                },
-                                None => {
-                                    *slot = None;
-                                    remove_watermark(&dir)
+                            let r = (|| {
+                                let file = match slot.as_mut() {
+                                    Some(file) => file,
+                                    None => slot.insert(WatermarkFile::open(&dir)?),
+                                };
+                                match fsn {
+                                    Some(fsn) => file.persist(fsn),
+                                    None => file.remove(),
                                 }
-                            };
+                            })();
                             drop(slot);
                             let outcome = match r {
                                 Ok(_) => IoOutcome::Done,
@@ -542,16 +538,6 @@ impl Driver {
 
     fn slot_is_files(&self, g: &Inner) -> bool {
         g.engine.storage().config().backing == sf_core::storage::Backing::Files
-    }
-}
-
-/// Removes `.ack-watermark` from `dir`; a missing file counts as removed.
-fn remove_watermark(dir: &std::path::Path) -> Result<(), crate::fs::FsError> {
-    let path = dir.join(sf_core::watermark::ACK_WATERMARK_FILE_NAME);
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(crate::fs::FsError::io(crate::fs::FsOp::Unlink, path, e)),
     }
 }
 
