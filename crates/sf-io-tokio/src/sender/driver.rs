@@ -360,7 +360,7 @@ impl Driver {
                             pending_inputs.push(OwnedInput::Connected { host, status: response.status, headers: response.headers });
                         }
                         Err(e) => {
-                            debug!(error = %e, "connect attempt failed");
+                            outage.attempt_failed(&e.to_string());
                             pending_inputs.push(OwnedInput::ConnectFailed { host, reason: e.to_string() });
                         }
                     }
