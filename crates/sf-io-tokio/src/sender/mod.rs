@@ -21,6 +21,17 @@
 //! use `block_in_place` on a multi-threaded runtime so they never stall
 //! the workers; from async code prefer [`Sender::flush_async`],
 //! [`Sender::wait_acked_async`] and [`Sender::close_async`].
+//!
+//! On a current-thread runtime every blocking call blocks that runtime's
+//! only thread: if the server (e.g. a test server) runs on the same
+//! runtime, use `initial_connect_retry=async` and the async variants, or a
+//! multi-threaded runtime.
+//!
+//! # Construction
+//!
+//! `initial_connect_retry=off` (default) and `on` make the constructor wait
+//! for the first connection (off: its failure is the constructor's error;
+//! on: retried within the reconnect budget); `async` returns at once.
 
 mod builder;
 mod callbacks;
@@ -626,4 +637,16 @@ fn acked_state(g: &Inner, fsn: Fsn) -> Option<Result<()>> {
         return Some(Err(Error::Closed));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sender moves between threads (one producer at a time).
+    #[test]
+    fn sender_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Sender>();
+    }
 }
