@@ -174,3 +174,44 @@ fn io_task_gone_with_its_runtime_close_reports_it_and_does_not_hang() {
     assert!(matches!(s.flush(), Err(Error::Closed)));
     assert!(matches!(s.close(), Err(Error::IoTask(_))));
 }
+
+/// S6 + W5: at the cap, with the server withholding OKs, the append waits
+/// at most `sf_append_deadline_millis` and then fails with an error that
+/// says the wire was up; nothing is published by the refused append (S7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_append_at_the_cap_fails_after_its_deadline_naming_the_wire_state() {
+    let srv = server(ServerConfig::local().with_faults(qwp_server::Faults {
+        ok_delivery: qwp_server::OkDelivery::Withhold,
+        ..Default::default()
+    }))
+    .await;
+    let mut s = Sender::from_conf(&conf(
+        &srv,
+        "auto_flush=off;sf_max_bytes=4096;sf_max_total_bytes=8192;\
+         sf_append_deadline_millis=50;close_flush_timeout_millis=0;",
+    ))
+    .unwrap();
+    let mut refused = None;
+    for k in 0..64 {
+        write_rows(&mut s, "t", k * 20, (k + 1) * 20);
+        match s.flush() {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let before = s.counters();
+    match refused {
+        Some(Error::Append(e)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("deadline"), "{msg}");
+            assert!(msg.contains("wire is publishing"), "{msg}");
+        }
+        other => panic!("expected backpressure at the cap, got {other:?}"),
+    }
+    assert!(before.total_backpressure_stalls >= 1);
+    assert_eq!(s.counters().published_fsn, before.published_fsn, "S7");
+    s.close().unwrap();
+}

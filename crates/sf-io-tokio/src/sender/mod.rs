@@ -257,16 +257,12 @@ impl Sender {
         let Some(af) = self.auto_flush else {
             return Ok(());
         };
-        let rows = af
-            .rows
-            .is_some_and(|r| self.encoder.pending_rows() as u64 >= r.get());
-        let bytes = af
-            .bytes
-            .is_some_and(|b| self.encoder.encoded_len_bound() as u64 >= b.get());
-        let interval = af
-            .interval
-            .is_some_and(|i| now.saturating_duration_since(started) >= i);
-        if rows || bytes || interval {
+        if auto_flush_due(
+            &af,
+            self.encoder.pending_rows() as u64,
+            self.encoder.encoded_len_bound() as u64,
+            now.saturating_duration_since(started),
+        ) {
             self.flush()?;
         }
         Ok(())
@@ -524,6 +520,14 @@ impl Drop for Sender {
     }
 }
 
+/// Whether a batch of `rows` rows, `bytes` encoded bytes (upper bound) and
+/// `age` since its first row must be flushed now.
+fn auto_flush_due(af: &AutoFlush, rows: u64, bytes: u64, age: Duration) -> bool {
+    af.rows.is_some_and(|r| rows >= r.get())
+        || af.bytes.is_some_and(|b| bytes >= b.get())
+        || af.interval.is_some_and(|i| age >= i)
+}
+
 /// Runs a blocking wait without stalling a multi-threaded runtime's
 /// worker.
 fn blocking<R>(f: impl FnOnce() -> R) -> R {
@@ -642,6 +646,45 @@ fn acked_state(g: &Inner, fsn: Fsn) -> Option<Result<()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn af(rows: u64, bytes: u64, interval_ms: u64) -> AutoFlush {
+        AutoFlush {
+            rows: std::num::NonZeroU64::new(rows),
+            bytes: std::num::NonZeroU64::new(bytes),
+            interval: (interval_ms > 0).then(|| Duration::from_millis(interval_ms)),
+        }
+    }
+
+    #[test]
+    fn auto_flush_rows_trigger_fires_at_the_threshold_not_before() {
+        let a = af(1000, 0, 0);
+        assert!(!auto_flush_due(&a, 999, u64::MAX, Duration::MAX));
+        assert!(auto_flush_due(&a, 1000, 0, Duration::ZERO));
+    }
+
+    #[test]
+    fn auto_flush_bytes_trigger_fires_at_the_threshold_not_before() {
+        let a = af(0, 4096, 0);
+        assert!(!auto_flush_due(&a, u64::MAX, 4095, Duration::MAX));
+        assert!(auto_flush_due(&a, 1, 4096, Duration::ZERO));
+    }
+
+    #[test]
+    fn auto_flush_interval_counts_from_the_batchs_first_row() {
+        let a = af(0, 0, 100);
+        assert!(!auto_flush_due(&a, 5, 5, Duration::from_millis(99)));
+        assert!(auto_flush_due(&a, 1, 1, Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn auto_flush_with_every_trigger_off_never_fires() {
+        assert!(!auto_flush_due(
+            &af(0, 0, 0),
+            u64::MAX,
+            u64::MAX,
+            Duration::MAX
+        ));
+    }
 
     /// A sender moves between threads (one producer at a time).
     #[test]
