@@ -58,9 +58,13 @@ enum Action {
     Connect {
         host: usize,
     },
+    /// Send the frame at `offset` of `reader`'s segment: read without the
+    /// lock (it lies below the published end) and copied once, into the
+    /// WebSocket message.
     Send {
         fsn: Fsn,
-        bytes: Vec<u8>,
+        reader: Option<SegmentReader>,
+        offset: u64,
     },
     Ping,
     Close {
@@ -153,17 +157,43 @@ impl Driver {
                             (host, r)
                         }));
                     }
-                    Action::Send { fsn, bytes } => {
-                        if let Some(l) = link.as_mut() {
-                            if let Err(e) = l.tx.send_frame(&bytes).await {
-                                debug!(%fsn, error = %e, "send failed");
-                                link = None;
-                                outage.lost(&format!("send failed: {e}"));
-                                pending_inputs.push(OwnedInput::Disconnected {
-                                    close_code: None,
-                                    reason: e.to_string(),
+                    Action::Send {
+                        fsn,
+                        reader,
+                        offset,
+                    } => {
+                        let Some(l) = link.as_mut() else {
+                            continue;
+                        };
+                        let frame = reader.as_ref().map(|r| r.read_frame(offset));
+                        let failure = match frame {
+                            Some(Ok(payload)) => match l.tx.send_frame(payload).await {
+                                Ok(()) => None,
+                                Err(e) => Some(format!("send failed: {e}")),
+                            },
+                            // The bytes the engine published cannot be read
+                            // back: the connection cannot carry on in FSN
+                            // order. Drop it; the engine decides what next.
+                            Some(Err(e)) => {
+                                error!(%fsn, error = %e, "frame to send is unreadable");
+                                Some(format!("frame {fsn} unreadable: {e}"))
+                            }
+                            None => {
+                                error!(%fsn, "frame to send is in no segment held");
+                                Some(format!("frame {fsn} is in no segment held"))
+                            }
+                        };
+                        if let Some(reason) = failure {
+                            if let Some(mut l) = link.take() {
+                                tokio::spawn(async move {
+                                    let _ = l.tx.close(sf_core::engine::CLOSE_GOING_AWAY, "").await;
                                 });
                             }
+                            outage.lost(&reason);
+                            pending_inputs.push(OwnedInput::Disconnected {
+                                close_code: None,
+                                reason,
+                            });
                         }
                     }
                     Action::Ping => {
@@ -396,33 +426,11 @@ impl Driver {
             match output {
                 Output::Storage(op) => self.storage_op(g, op, &mut actions),
                 Output::Connect { host } => actions.push(Action::Connect { host }),
-                Output::Send { fsn, location } => {
-                    let bytes = g
-                        .segments
-                        .get(&location.name)
-                        .and_then(|s| s.reader.read_frame(location.offset).ok())
-                        .map(<[u8]>::to_vec);
-                    match bytes {
-                        Some(bytes) => actions.push(Action::Send { fsn, bytes }),
-                        None => {
-                            // The bytes the engine published cannot be read
-                            // back: the connection cannot carry on in FSN
-                            // order. Drop it; the engine decides what next.
-                            error!(%fsn, segment = %location.name.file_name(), "frame to send is unreadable");
-                            actions.push(Action::Close {
-                                code: sf_core::engine::CLOSE_GOING_AWAY,
-                            });
-                            let now = self.shared.clock.now();
-                            let _ = g.engine.handle_input(
-                                now,
-                                Input::Disconnected {
-                                    close_code: None,
-                                    reason: "frame unreadable",
-                                },
-                            );
-                        }
-                    }
-                }
+                Output::Send { fsn, location } => actions.push(Action::Send {
+                    fsn,
+                    reader: g.segments.get(&location.name).map(|s| s.writer.reader()),
+                    offset: location.offset,
+                }),
                 Output::Ping => actions.push(Action::Ping),
                 Output::CloseConnection { code } => actions.push(Action::Close { code }),
                 Output::Notify(e) => {
