@@ -222,13 +222,18 @@ impl Driver {
                     Action::Create { id, gen, size } => {
                         let tx = io_tx.clone();
                         let shared = Arc::clone(&self.shared);
-                        let Some((dir, _)) = watermark.as_ref() else {
-                            continue;
-                        };
-                        let dir = dir.clone();
+                        let dir = watermark.as_ref().map(|(d, _)| d.clone());
                         blocking.push(tokio::task::spawn_blocking(move || {
-                            let created = SegmentFile::create_spare(&dir, gen, size)
-                                .and_then(|file| Segment::file(file, 0));
+                            // Created and pre-faulted here, off the
+                            // producer's path (DESIGN §7: a first touch
+                            // costs 400-1200 ns per frame).
+                            let created = match dir {
+                                Some(dir) => SegmentFile::create_spare(&dir, gen, size)
+                                    .and_then(|file| Segment::file(file, 0)),
+                                None => MemorySegment::new(gen, size)
+                                    .map(prefault_memory)
+                                    .and_then(Segment::memory),
+                            };
                             let outcome = match created {
                                 Ok(seg) => {
                                     shared.lock().segments.insert(SegmentName::Gen(gen), seg);
@@ -472,19 +477,7 @@ impl Driver {
         let now = self.shared.clock.now();
         match op {
             StorageOutput::CreateSegment { id, gen, size } => {
-                if self.slot_is_files(g) {
-                    actions.push(Action::Create { id, gen, size });
-                } else {
-                    // Memory mode: a zeroed allocation, done here.
-                    let outcome = match MemorySegment::new(gen, size).and_then(Segment::memory) {
-                        Ok(seg) => {
-                            g.segments.insert(SegmentName::Gen(gen), seg);
-                            IoOutcome::Done
-                        }
-                        Err(e) => IoOutcome::Failed(io_failure(&e)),
-                    };
-                    feed(g, now, OwnedInput::Io { id, outcome });
-                }
+                actions.push(Action::Create { id, gen, size })
             }
             StorageOutput::InstallHeader { id, gen, base_fsn } => {
                 let outcome = install_header(g, gen, base_fsn);
@@ -547,6 +540,20 @@ impl Driver {
     fn slot_is_files(&self, g: &Inner) -> bool {
         g.engine.storage().config().backing == sf_core::storage::Backing::Files
     }
+}
+
+/// Touches every page of a fresh memory segment so the allocator's lazy
+/// zero pages are real before the producer writes (the bytes stay zero).
+fn prefault_memory(mut m: MemorySegment) -> MemorySegment {
+    use crate::fs::SegmentBuffer;
+    let image = m.image_mut();
+    for i in (0..image.len()).step_by(4096) {
+        if let Some(b) = image.get_mut(i) {
+            *b = 0;
+        }
+    }
+    std::hint::black_box(&mut *image);
+    m
 }
 
 /// Writes the header of spare `gen` (a memcpy into the mapping).
