@@ -28,41 +28,11 @@ pub const MIN_ERROR_INBOX_CAPACITY: usize = 16;
 /// The default `error_inbox_capacity` (sf-client §4.4).
 pub const DEFAULT_ERROR_INBOX_CAPACITY: usize = 256;
 
-/// Whether the user may override `category`'s policy.
-///
-/// sf-client §14.3 marks exactly PROTOCOL_VIOLATION and UNKNOWN "(forced)";
-/// §4.4 defines a per-category key for each of the five other categories
-/// (`on_schema_error`, `on_parse_error`, `on_internal_error`,
-/// `on_security_error`, `on_write_error`) plus the blanket `on_server_error`.
-/// A key for a category that could not be overridden would be meaningless, so
-/// all five non-forced categories are overridable. (§14.3's "the two
-/// non-forced rows" miscounts the five rows it refers to.)
-pub fn is_overridable(category: ErrorCategory) -> bool {
-    !matches!(
-        category,
-        ErrorCategory::ProtocolViolation | ErrorCategory::Unknown
-    )
-}
-
 /// The spec's upper-case name of a policy (`DROP_AND_CONTINUE`, `HALT`).
 pub fn policy_name(policy: ErrorPolicy) -> &'static str {
     match policy {
         ErrorPolicy::DropAndContinue => "DROP_AND_CONTINUE",
         ErrorPolicy::Halt => "HALT",
-    }
-}
-
-/// Parses an `on_*_error` value: `halt` or `drop_and_continue` (alias
-/// `drop`), ASCII case-insensitive. The spec names the policies but not their
-/// connect-string spelling; these are the policy names in lower case.
-pub fn parse_policy(value: &str) -> Option<ErrorPolicy> {
-    let v = value.trim();
-    if v.eq_ignore_ascii_case("halt") {
-        Some(ErrorPolicy::Halt)
-    } else if v.eq_ignore_ascii_case("drop_and_continue") || v.eq_ignore_ascii_case("drop") {
-        Some(ErrorPolicy::DropAndContinue)
-    } else {
-        None
     }
 }
 
@@ -75,14 +45,6 @@ pub enum ErrorConfigError {
         /// The category.
         category: ErrorCategory,
     },
-    /// An `on_*_error` key with a value that is not a policy.
-    #[error("`{key}={value}`: expected `halt` or `drop_and_continue`")]
-    BadPolicy {
-        /// The key.
-        key: String,
-        /// The value as given.
-        value: String,
-    },
     /// `error_inbox_capacity` below the minimum.
     #[error("error_inbox_capacity={capacity} is below the minimum of {MIN_ERROR_INBOX_CAPACITY}")]
     InboxTooSmall {
@@ -90,17 +52,6 @@ pub enum ErrorConfigError {
         capacity: usize,
     },
 }
-
-/// The `on_*_error` connect keys and the category each one overrides
-/// (`None`: `on_server_error`, every overridable category).
-pub const OVERRIDE_KEYS: [(&str, Option<ErrorCategory>); 6] = [
-    ("on_server_error", None),
-    ("on_schema_error", Some(ErrorCategory::SchemaMismatch)),
-    ("on_parse_error", Some(ErrorCategory::ParseError)),
-    ("on_internal_error", Some(ErrorCategory::InternalError)),
-    ("on_security_error", Some(ErrorCategory::SecurityError)),
-    ("on_write_error", Some(ErrorCategory::WriteError)),
-];
 
 /// Category → policy resolution with user overrides.
 ///
@@ -151,23 +102,6 @@ impl ErrorPolicies {
     /// category without its own override.
     pub fn set_server_default(&mut self, policy: ErrorPolicy) {
         self.server = Some(policy);
-    }
-
-    /// Applies one connect-string pair. Returns `Ok(false)` when `key` is not
-    /// an `on_*_error` key (the caller handles it), `Ok(true)` when applied.
-    pub fn apply_key(&mut self, key: &str, value: &str) -> Result<bool, ErrorConfigError> {
-        let Some(&(_, category)) = OVERRIDE_KEYS.iter().find(|(k, _)| *k == key) else {
-            return Ok(false);
-        };
-        let policy = parse_policy(value).ok_or_else(|| ErrorConfigError::BadPolicy {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        })?;
-        match category {
-            Some(c) => self.set(c, policy)?,
-            None => self.set_server_default(policy),
-        }
-        Ok(true)
     }
 
     /// The policy applied to `category`.
@@ -784,7 +718,7 @@ mod tests {
     fn forced_categories_cannot_be_overridden() {
         let mut p = ErrorPolicies::new();
         for category in [ProtocolViolation, Unknown] {
-            assert!(!is_overridable(category));
+            assert!(!category.is_overridable());
             assert_eq!(
                 p.set(category, DropAndContinue),
                 Err(ErrorConfigError::NotOverridable { category })
@@ -800,33 +734,22 @@ mod tests {
             SecurityError,
             WriteError,
         ] {
-            assert!(is_overridable(c));
-            assert_eq!(is_overridable(c), c.is_overridable());
+            assert!(c.is_overridable());
         }
     }
 
     #[test]
     fn per_category_key_beats_on_server_error() {
         let mut p = ErrorPolicies::new();
-        assert_eq!(p.apply_key("on_server_error", "drop"), Ok(true));
-        assert_eq!(p.apply_key("on_parse_error", "HALT"), Ok(true));
+        p.set_server_default(DropAndContinue);
+        assert_eq!(p.set(ParseError, Halt), Ok(()));
         assert_eq!(p.resolve(ParseError), Halt);
         assert_eq!(p.resolve(InternalError), DropAndContinue);
         assert_eq!(p.resolve(SecurityError), DropAndContinue);
-        assert_eq!(
-            p.apply_key("on_write_error", " Drop_And_Continue "),
-            Ok(true)
-        );
-        assert_eq!(p.resolve(WriteError), DropAndContinue);
-        assert_eq!(p.apply_key("sf_dir", "/tmp"), Ok(false));
-        assert_eq!(
-            p.apply_key("on_schema_error", "retry"),
-            Err(ErrorConfigError::BadPolicy {
-                key: "on_schema_error".into(),
-                value: "retry".into()
-            })
-        );
         assert_eq!(p.resolve(SchemaMismatch), DropAndContinue);
+        // Forced categories ignore the blanket override.
+        assert_eq!(p.resolve(Unknown), Halt);
+        assert_eq!(p.resolve(ProtocolViolation), Halt);
     }
 
     #[test]

@@ -1,2 +1,0 @@
-//! The QWP1 message decoder: any valid message into tables, schemas and rows,
-//! with a typed error for every malformed input.
