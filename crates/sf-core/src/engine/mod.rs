@@ -34,8 +34,8 @@ mod connection;
 mod lifecycle;
 
 pub use config::{
-    EngineConfig, DEFAULT_ACK_TIMEOUT, DEFAULT_CLOSE_FLUSH_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_KEEPALIVE_INTERVAL,
+    EngineConfig, EngineConfigError, DEFAULT_ACK_TIMEOUT, DEFAULT_CLOSE_FLUSH_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL,
 };
 pub use connection::ConnectionState;
 
