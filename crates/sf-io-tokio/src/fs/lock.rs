@@ -1,0 +1,172 @@
+//! The slot lock (sf-client §5.1, C3): `<sf_dir>/<sender_id>/.lock` held
+//! under an advisory exclusive lock for the engine's life, with the holder's
+//! PID in `.lock.pid` for the error a second opener gets.
+//!
+//! The lock is the standard library's `File::try_lock` (`flock(LOCK_EX |
+//! LOCK_NB)` on Unix, `LockFileEx` on Windows). It belongs to the open file
+//! description, so a second `SlotLock` on the same slot fails even inside
+//! one process, and the kernel releases it when the descriptor closes —
+//! including when the process is killed.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::error::{FsError, FsOp, LockError, LockHolder};
+
+/// The lock file's name inside the slot directory.
+pub const LOCK_FILE_NAME: &str = ".lock";
+/// The holder-PID file's name inside the slot directory.
+pub const LOCK_PID_FILE_NAME: &str = ".lock.pid";
+
+/// The exclusive lock on one slot directory. Released when dropped;
+/// `.lock` and `.lock.pid` are never deleted (stale files are harmless and
+/// overwritten by the next holder).
+#[derive(Debug)]
+pub struct SlotLock {
+    slot_dir: PathBuf,
+    // Held only for its lock: closing the descriptor releases it.
+    _file: File,
+}
+
+impl SlotLock {
+    /// Locks slot `<sf_dir>/<sender_id>/`, creating both directories when
+    /// missing, and records this process's PID in `.lock.pid`. Fails with
+    /// [`LockError::Held`] naming the holder when another engine has it.
+    pub fn acquire(sf_dir: &Path, sender_id: &str) -> Result<SlotLock, LockError> {
+        check_sender_id(sender_id)?;
+        SlotLock::acquire_dir(&sf_dir.join(sender_id))
+    }
+
+    /// Locks the slot directory `slot_dir` itself (created when missing).
+    pub fn acquire_dir(slot_dir: &Path) -> Result<SlotLock, LockError> {
+        std::fs::create_dir_all(slot_dir).map_err(|e| FsError::io(FsOp::Create, slot_dir, e))?;
+        let lock_path = slot_dir.join(LOCK_FILE_NAME);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| FsError::io(FsOp::Create, &lock_path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::Held {
+                    slot: slot_dir.to_path_buf(),
+                    holder: read_holder(slot_dir),
+                })
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(FsError::io(FsOp::Lock, &lock_path, e).into())
+            }
+        }
+        write_pid(slot_dir)?;
+        Ok(SlotLock {
+            slot_dir: slot_dir.to_path_buf(),
+            _file: file,
+        })
+    }
+
+    /// The locked slot directory.
+    pub fn slot_dir(&self) -> &Path {
+        &self.slot_dir
+    }
+}
+
+/// What a read-only probe of a slot's lock found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockProbe {
+    /// No `.lock` file: no engine has ever opened the slot.
+    NeverLocked,
+    /// Nobody holds the lock now.
+    Free,
+    /// A live engine holds it; `.lock.pid` names this holder.
+    Held(LockHolder),
+}
+
+/// Probes the lock of `slot_dir` for tools such as `inspect`, without
+/// writing anything: it never creates `.lock`, never writes `.lock.pid`, and
+/// never holds a lock a live engine could be waiting for.
+///
+/// How: it opens `.lock` read-only and tries a *shared* lock without
+/// blocking. An engine holding the exclusive lock makes that fail
+/// (`Held`, with the PID from `.lock.pid`); it is not disturbed, since a
+/// failed try takes nothing. When the try succeeds the shared lock is
+/// released at once. The one side effect: an engine that calls
+/// [`SlotLock::acquire`] in the microseconds the probe holds the shared
+/// lock fails as if the slot were in use (naming the previous holder's PID);
+/// starting it again succeeds. A probe never makes a live engine fail.
+pub fn lock_holder(slot_dir: &Path) -> Result<LockProbe, FsError> {
+    let lock_path = slot_dir.join(LOCK_FILE_NAME);
+    let file = match File::open(&lock_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockProbe::NeverLocked),
+        Err(e) => return Err(FsError::io(FsOp::Open, &lock_path, e)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            file.unlock()
+                .map_err(|e| FsError::io(FsOp::Lock, &lock_path, e))?;
+            Ok(LockProbe::Free)
+        }
+        Err(TryLockError::WouldBlock) => Ok(LockProbe::Held(read_holder(slot_dir))),
+        Err(TryLockError::Error(e)) => Err(FsError::io(FsOp::Lock, &lock_path, e)),
+    }
+}
+
+/// The holder named by `.lock.pid`: a decimal PID, optionally followed by a
+/// newline. Anything else (absent, empty, unreadable, garbage) is
+/// [`LockHolder::Unknown`]: the file is diagnostic only.
+pub fn read_holder(slot_dir: &Path) -> LockHolder {
+    // `.lock.pid` is a PID and a newline; refuse to read more than a
+    // generous bound of it, whatever the file's size.
+    const MAX_PID_FILE: u64 = 64;
+    let Ok(file) = File::open(slot_dir.join(LOCK_PID_FILE_NAME)) else {
+        return LockHolder::Unknown;
+    };
+    let mut text = String::new();
+    if io::Read::read_to_string(&mut io::Read::take(file, MAX_PID_FILE), &mut text).is_err() {
+        return LockHolder::Unknown;
+    }
+    let digits = text.strip_suffix('\n').unwrap_or(&text);
+    match digits.parse::<u32>() {
+        Ok(pid) if !digits.starts_with('+') => LockHolder::Pid(pid),
+        _ => LockHolder::Unknown,
+    }
+}
+
+fn write_pid(slot_dir: &Path) -> Result<(), FsError> {
+    let path = slot_dir.join(LOCK_PID_FILE_NAME);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| FsError::io(FsOp::Create, &path, e))?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes())
+        .map_err(|e| FsError::io(FsOp::Write, &path, e))
+}
+
+/// A sender id names one directory under `sf_dir`: never empty, never a
+/// path (sf-client §4.6), never `.` or `..`.
+fn check_sender_id(sender_id: &str) -> Result<(), LockError> {
+    let why = if sender_id.is_empty() {
+        Some("it is empty")
+    } else if sender_id.contains(['/', '\\']) {
+        Some("it contains a path separator")
+    } else if sender_id == "." || sender_id == ".." {
+        Some("it names a directory itself")
+    } else if sender_id.contains('\0') {
+        Some("it contains a NUL byte")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(LockError::InvalidSenderId {
+            sender_id: sender_id.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
