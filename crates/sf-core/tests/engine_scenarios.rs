@@ -814,3 +814,76 @@ fn oldest_pending_durable_age_grows_until_covered() {
     w.durable_ack(&[("t", 1)]);
     assert_eq!(w.engine.oldest_pending_durable_age(w.now), None);
 }
+
+// ----- restart: replay of a recovered slot ------------------------------------------
+
+/// A slot recovered with frames 0..=4 of which 0..=1 are acknowledged
+/// (files backing, 24-byte frames after the 24-byte header).
+fn recovered_slot() -> sf_core::recovery::RecoveredSlot {
+    use sf_core::recovery::{RecoveredSegment, RecoveredSlot};
+    use sf_core::SegmentGen;
+    RecoveredSlot {
+        segments: vec![RecoveredSegment {
+            gen: Some(SegmentGen(0)),
+            base_fsn: Fsn(0),
+            frame_offsets: vec![24, 48, 72, 96, 120],
+            append_offset: 144,
+            file_size: 4096,
+            torn_tail_bytes: 0,
+        }],
+        leftover_spares: Vec::new(),
+        next_fsn: Fsn(5),
+        acked: Some(Fsn(1)),
+        next_gen: SegmentGen(1),
+    }
+}
+
+fn files_config() -> sf_core::engine::EngineConfig {
+    let mut c = config(1);
+    c.storage = sf_core::storage::StorageConfig {
+        segment_bytes: 4096,
+        max_total_bytes: 64 * 1024,
+        ..sf_core::storage::StorageConfig::files()
+    };
+    c
+}
+
+#[test]
+fn w1_restart_replays_recovered_frames_from_acked_plus_one() {
+    let mut w = World::with_slot(files_config(), recovered_slot(), 1);
+    w.take();
+    w.append(1);
+    w.accept(0);
+    let outs = w.take();
+    let sends: Vec<(u64, u64)> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { fsn, location } => Some((fsn.get(), location.offset)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sends,
+        vec![(2, 72), (3, 96), (4, 120), (5, 144)],
+        "recovered frames from acked + 1 at their offsets, then the new one"
+    );
+    assert_eq!(
+        w.engine.total_frames_replayed(),
+        3,
+        "only frames from the earlier run are re-sends"
+    );
+    w.ok(0, &[]);
+    assert_eq!(w.acked(), Some(2), "wire seq 0 is FSN acked + 1");
+}
+
+#[test]
+fn first_connection_of_a_fresh_slot_replays_nothing() {
+    let mut w = World::new(config(1));
+    w.take();
+    w.append(3);
+    w.accept(0);
+    assert_eq!(w.take_sends(), vec![0, 1, 2]);
+    assert_eq!(w.engine.total_frames_replayed(), 0);
+    assert_eq!(w.engine.total_reconnect_attempts(), 0);
+    assert_eq!(w.engine.total_reconnects_succeeded(), 0);
+}

@@ -18,6 +18,17 @@ pub(crate) struct Session {
     pub durable: DurableAckTracker,
     /// When a frame or PING last went out: the keepalive clock (§11).
     pub last_send_or_ping: Instant,
+    /// At most this many of the mapping's replays are re-sends (`None`:
+    /// all of them).
+    pub replay_cap: Option<u64>,
+}
+
+impl Session {
+    /// Frames this connection re-sent.
+    pub(crate) fn replayed(&self) -> u64 {
+        let n = self.mapping.frames_replayed();
+        self.replay_cap.map_or(n, |cap| n.min(cap))
+    }
 }
 
 /// Where the connection half is.

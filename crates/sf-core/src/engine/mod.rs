@@ -281,6 +281,8 @@ struct Counters {
     reconnects_succeeded: u64,
     /// Frames replayed on connections that already ended.
     replayed_before: u64,
+    /// Connections whose upgrade was accepted.
+    sessions: u64,
     backpressure_stalls: u64,
     /// Copies of the inbox counters: `ServerErrors::inbox` needs `&mut`, so
     /// they are refreshed whenever the inbox can change and read from here.
@@ -303,6 +305,9 @@ pub struct Engine {
     append_wait_until: Option<Instant>,
     /// Whether the current connect is a reconnect (counted as an attempt).
     connect_is_reconnect: bool,
+    /// Frames published and unacknowledged when the slot was opened: what
+    /// the first connection re-sends from an earlier run.
+    recovered_unacked: u64,
     counters: Counters,
 }
 
@@ -318,6 +323,8 @@ impl Engine {
         jitter_seed: u64,
     ) -> Result<Engine, EngineBuildError> {
         let storage = Storage::open(config.storage.clone(), recovered, now)?;
+        let recovered_unacked = FsnSpan::unacked(storage.acked_fsn(), storage.published_fsn())
+            .map_or(0, |span| span.to().get() - span.from().get() + 1);
         let errors = ServerErrors::new(config.error_policies.clone(), config.error_inbox_capacity)?;
         let reconnect = ReconnectLoop::new(
             ReconnectConfig {
@@ -341,6 +348,7 @@ impl Engine {
             }),
             append_wait_until: None,
             connect_is_reconnect: false,
+            recovered_unacked,
             counters: Counters::default(),
         };
         engine.sync_link_state(now);
@@ -441,11 +449,18 @@ impl Engine {
                     self.config.in_flight_window,
                     now,
                 );
+                // On the first connection only frames recovered from an
+                // earlier run are re-sent; frames appended while it was
+                // coming up go out for the first time (sf-client §20 counts
+                // re-sent frames).
+                let replay_cap = (self.counters.sessions == 0).then_some(self.recovered_unacked);
+                self.counters.sessions += 1;
                 self.conn = Conn::Up(Box::new(Session {
                     host,
                     mapping,
                     durable: DurableAckTracker::new(self.config.keepalive_millis()),
                     last_send_or_ping: now,
+                    replay_cap,
                 }));
                 if self.connect_is_reconnect {
                     self.counters.reconnects_succeeded += 1;
@@ -490,7 +505,7 @@ impl Engine {
     /// asked what is next by `drive`.
     fn enter_outage(&mut self, now: Instant) {
         if let Conn::Up(session) = &self.conn {
-            self.counters.replayed_before += session.mapping.frames_replayed();
+            self.counters.replayed_before += session.replayed();
         }
         self.conn = Conn::Down { sleep_until: None };
         if self.outage.is_none() {
@@ -525,7 +540,7 @@ impl Engine {
     /// Stops the loop after a latch: closes whatever socket is open.
     fn stop_loop(&mut self) {
         if let Conn::Up(session) = &self.conn {
-            self.counters.replayed_before += session.mapping.frames_replayed();
+            self.counters.replayed_before += session.replayed();
         }
         if self.conn.has_socket() {
             self.queue
@@ -556,7 +571,7 @@ impl Engine {
                         CloseAction::Halt(_) => {
                             // The server closed the socket; nothing to close.
                             if let Conn::Up(session) = &self.conn {
-                                self.counters.replayed_before += session.mapping.frames_replayed();
+                                self.counters.replayed_before += session.replayed();
                             }
                             self.conn = Conn::Halted;
                         }
@@ -860,7 +875,7 @@ impl Engine {
                 }));
         }
         if let Conn::Up(session) = &self.conn {
-            self.counters.replayed_before += session.mapping.frames_replayed();
+            self.counters.replayed_before += session.replayed();
         }
         if self.conn.has_socket() {
             self.queue
@@ -1123,11 +1138,12 @@ impl Engine {
         self.counters.reconnects_succeeded
     }
 
-    /// Frames re-sent that were published before their connection came up
-    /// (`getTotalFramesReplayed`).
+    /// Frames re-sent (`getTotalFramesReplayed`): on a reconnect, every
+    /// frame published before it came up; on the first connection, the
+    /// frames recovered unacknowledged from an earlier run.
     pub fn total_frames_replayed(&self) -> u64 {
         let current = match &self.conn {
-            Conn::Up(s) => s.mapping.frames_replayed(),
+            Conn::Up(s) => s.replayed(),
             _ => 0,
         };
         self.counters.replayed_before + current
