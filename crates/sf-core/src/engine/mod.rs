@@ -143,7 +143,10 @@ pub enum Output {
     /// Send a WebSocket PING (durable-ACK keepalive, sf-client §11).
     Ping,
     /// Close the current connection (or abort the connect in flight) with
-    /// `code`. No [`Input::Disconnected`] is expected for it.
+    /// `code`. The engine has already moved on: the adapter must not report
+    /// anything more about that socket or attempt (no [`Input::Disconnected`],
+    /// no connect result, no late message), since the next input of that
+    /// kind is taken to be about the next connection.
     CloseConnection {
         /// The WebSocket close code to send.
         code: u16,
