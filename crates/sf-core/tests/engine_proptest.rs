@@ -42,25 +42,25 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (1u8..4).prop_map(Op::Append),
-        1 => Just(Op::Flush),
-        5 => prop_oneof![
+        18 => (1u8..4).prop_map(Op::Append),
+        3 => Just(Op::Flush),
+        15 => prop_oneof![
             30 => Just(0u8), 5 => Just(1u8), 5 => Just(2u8), 5 => Just(3u8),
             5 => Just(5u8), 1 => Just(4u8),
         ]
         .prop_map(Op::Upgrade),
-        6 => (0u8..4, proptest::bool::weighted(0.1))
+        18 => (0u8..4, proptest::bool::weighted(0.1))
             .prop_map(|(back, future)| Op::Ok { back, future }),
-        3 => (0u8..3, 0u8..12).prop_map(|(table, seq_txn)| Op::DurableAck { table, seq_txn }),
-        1 => (prop_oneof![Just(0x03u8), Just(0x09u8), Just(0x05u8)], 0u8..3)
+        9 => (0u8..3, 0u8..12).prop_map(|(table, seq_txn)| Op::DurableAck { table, seq_txn }),
+        2 => (prop_oneof![Just(0x03u8), Just(0x09u8), Just(0x05u8)], 0u8..3)
             .prop_map(|(status, back)| Op::Error { status, back }),
-        2 => prop_oneof![
+        4 => prop_oneof![
             Just(None), Just(Some(1000u16)), Just(Some(1006u16)),
             Just(Some(1011u16)), Just(Some(1008u16)),
         ]
         .prop_map(Op::Disconnect),
         1 => proptest::collection::vec(any::<u8>(), 0..6).prop_map(Op::Garbage),
-        5 => (0u16..3000).prop_map(Op::Advance),
+        12 => (0u16..3000).prop_map(Op::Advance),
         1 => Just(Op::Close),
     ]
 }
@@ -274,13 +274,13 @@ impl Run {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn w1_to_w5_hold_after_every_step_and_d1(
         durable in any::<bool>(),
         seed in any::<u64>(),
-        ops in proptest::collection::vec(op(), 1..80),
+        ops in proptest::collection::vec(op(), 10..120),
     ) {
         let mut a = Run::new(durable, seed);
         let mut b = Run::new(durable, seed);
