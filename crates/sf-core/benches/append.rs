@@ -20,7 +20,8 @@ fn complete_all(s: &mut Storage, now: Instant) {
             | StorageOutput::InstallHeader { id, .. }
             | StorageOutput::Sync { id, .. }
             | StorageOutput::Unlink { id, .. }
-            | StorageOutput::PersistAckWatermark { id, .. } => id,
+            | StorageOutput::PersistAckWatermark { id, .. }
+            | StorageOutput::RemoveAckWatermark { id } => id,
         };
         // The bench's own bookkeeping cannot fail on a live id.
         let _ = s.io_done(now, id, IoOutcome::Done);

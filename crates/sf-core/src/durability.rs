@@ -56,6 +56,18 @@ impl DurabilityTracker {
         }
     }
 
+    /// At open: frames recovered from an earlier life are on disk, but
+    /// whether they reached stable storage is unknown (a crash does not say
+    /// which syncs completed). In flush and append durability every
+    /// published frame above `durable` is owed a sync, so the durable FSN
+    /// reaches the published one without a further append (L4). Memory
+    /// durability owes nothing.
+    pub fn owe_recovered(&mut self) {
+        if self.mode != DurabilityMode::Memory {
+            self.target = self.target.max(self.closed_upto);
+        }
+    }
+
     /// The mode this tracker runs in.
     pub fn mode(&self) -> DurabilityMode {
         self.mode
@@ -171,6 +183,19 @@ mod tests {
         assert!(t.is_done(ticket));
         assert_eq!(t.sync_target(), None);
         assert_eq!(t.on_commit(Fsn(1)), None);
+    }
+
+    #[test]
+    fn l4_recovered_frames_are_owed_a_sync_in_syncing_modes() {
+        let mut t = DurabilityTracker::new(DurabilityMode::Flush, Some(Fsn(1)), Some(Fsn(4)));
+        t.owe_recovered();
+        assert_eq!(t.sync_target(), Some(Fsn(4)));
+        let mut t = DurabilityTracker::new(DurabilityMode::Append, Some(Fsn(4)), Some(Fsn(4)));
+        t.owe_recovered();
+        assert_eq!(t.sync_target(), None, "nothing above durable is owed");
+        let mut t = DurabilityTracker::new(DurabilityMode::Memory, None, Some(Fsn(4)));
+        t.owe_recovered();
+        assert_eq!(t.sync_target(), None);
     }
 
     #[test]

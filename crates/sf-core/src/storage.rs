@@ -31,7 +31,74 @@
 //! footprint `resident + slack` never exceeds `max_total_bytes` plus one
 //! segment (unless the slot was already larger than that when opened). The
 //! transient overshoot is exactly the one new segment installed while the
-//! old, fully acknowledged one waits for its unlink.
+//! old, fully acknowledged one waits for its unlink. In file-backed mode
+//! that wait includes the header sync described under *Unlinking*: the old
+//! segment stays resident (and counted) until its successor's header is
+//! durable and the unlink has succeeded.
+//!
+//! # Reclaim (S5)
+//!
+//! A fully acknowledged last segment is replaced rather than kept: the core
+//! emits [`StorageOutput::InstallHeader`] for a ready spare with
+//! `baseSeq = next FSN` (the producer waits with [`WaitReason::Reclaim`]),
+//! then moves the old segment out of the log. Its unlink follows the rule
+//! below like every other trimmed segment, so a restart never replays
+//! acknowledged frames and still knows where FSNs continue.
+//!
+//! # Unlinking (S1, S4, S8)
+//!
+//! Trim removes fully acknowledged segments from the front of the log; the
+//! last log segment always stays. In file-backed mode, in every durability
+//! mode, a removed segment is unlinked only once the header of the oldest
+//! remaining log segment is known durable (a completed sync covered
+//! `[0, SEGMENT_HEADER_LEN)`). Until then the core asks for
+//! [`StorageOutput::Sync`] of that segment with `from_offset` its synced
+//! offset and `upto_offset = SEGMENT_HEADER_LEN` (a durability sync of the
+//! same segment already in flight serves too). Why: after a host crash only
+//! synced bytes are sure, and the surviving headers are the only record of
+//! where FSNs continue; unlinking before a successor's header is durable
+//! lets recovery find no segment and restart FSNs below frames that were
+//! durable (S1). Why the *oldest* remaining segment and not the newest: its
+//! `baseSeq − 1` is at most the acknowledged FSN, so recovery's seed
+//! `max(lowestBase − 1, watermark)` cannot exceed the true acknowledgement
+//! even if every later segment is lost (S8). A failed header sync is
+//! retried with backoff and a rewrite (L5); the unlink stays deferred and
+//! the segment stays counted (S4). Memory backing frees at once.
+//!
+//! # Durability (L1–L5)
+//!
+//! * `flush` / `append`: the core syncs each segment from its last synced
+//!   offset up to its committed frames (headers included, since a fresh
+//!   segment's synced offset is 0), so every frame a completed flush (or
+//!   append) covered survives a host crash, and FSNs continue above it.
+//! * `memory`: no frame is ever synced; only segment headers are, and only
+//!   for the unlink rule above. A process crash loses nothing. A host crash
+//!   may lose every frame byte that was not yet written back by the OS:
+//!   recovery then continues FSNs from what survives — the oldest log
+//!   segment whose header is durable, plus whichever of its frames reached
+//!   disk whole — or from FSN 0 if no segment survives. The FSNs of lost
+//!   frames are handed out again to new frames (S1 holds across process
+//!   crashes only), and lost frames that were not acknowledged are never
+//!   replayed. What still holds: the recovered acknowledgement is never
+//!   above the true one (S8), because of the header rule above and the
+//!   watermark rewrite at open below.
+//!
+//! # Open (S8, L4)
+//!
+//! [`Storage::open`] continues the recovered log. In file-backed mode,
+//! before the first frame of the new life is placed, it makes
+//! `.ack-watermark` agree with the recovered acknowledgement:
+//! [`StorageOutput::PersistAckWatermark`] when it is `Some`,
+//! [`StorageOutput::RemoveAckWatermark`] when it is `None`.
+//! [`Storage::begin_append`] answers [`WaitReason::Opening`] until that
+//! completes; a failure is counted and retried with backoff. Without this, a
+//! watermark written before a host crash that lost its frames would, after
+//! a later crash, mark the new frames that reused those FSNs as
+//! acknowledged. Open also asks for a sync of the oldest recovered
+//! segment's header (a crash does not say which syncs completed, and it may
+//! be the only record of the next FSN), and in `flush` / `append`
+//! durability for a sync of every recovered unacknowledged frame, so a
+//! quiet producer reaches `durable == published` without appending (L4).
 
 use core::fmt;
 use core::time::Duration;
@@ -348,7 +415,9 @@ pub enum StorageOutput {
         name: SegmentName,
         /// Already durable below this offset.
         from_offset: u64,
-        /// Sync up to this offset (the committed frames at request time).
+        /// Sync up to this offset: the committed frames at request time, or
+        /// `SEGMENT_HEADER_LEN` for a header-only sync (the unlink rule and
+        /// open, see the module docs).
         upto_offset: u64,
         /// The previous sync of this segment failed.
         rewrite: bool,
@@ -367,6 +436,14 @@ pub enum StorageOutput {
         id: IoId,
         /// The acknowledged FSN.
         fsn: Fsn,
+    },
+    /// Remove `.ack-watermark` (sf-client §5.4 allows it); a missing file
+    /// counts as success. Emitted at open when the recovered slot has no
+    /// acknowledged FSN, so a watermark left by an earlier life cannot
+    /// describe frames this life publishes under reused FSNs (S8).
+    RemoveAckWatermark {
+        /// Correlation id.
+        id: IoId,
     },
 }
 
@@ -422,6 +499,13 @@ pub enum WaitReason {
     },
     /// A fully acknowledged active segment is being replaced (S5).
     Reclaim,
+    /// The engine was just opened and is making `.ack-watermark` agree with
+    /// the recovered acknowledgement before the first frame of this life is
+    /// placed (S8); retried with backoff if that write fails.
+    Opening {
+        /// The last failure of that write, if any.
+        last_failure: Option<IoFailure>,
+    },
 }
 
 impl fmt::Display for WaitReason {
@@ -438,6 +522,16 @@ impl fmt::Display for WaitReason {
                 write!(f, "no segment available: creation still in progress")
             }
             WaitReason::Reclaim => write!(f, "active segment being reclaimed"),
+            WaitReason::Opening {
+                last_failure: Some(e),
+            } => write!(
+                f,
+                "opening: rewriting the ack watermark to the recovered state failed ({e})"
+            ),
+            WaitReason::Opening { last_failure: None } => write!(
+                f,
+                "opening: the ack watermark is being rewritten to the recovered state"
+            ),
         }
     }
 }
@@ -629,6 +723,7 @@ enum PendingIo {
     Sync { name: SegmentName, upto: u64 },
     Unlink { name: SegmentName },
     Watermark { fsn: Fsn },
+    RemoveWatermark,
 }
 
 impl PendingIo {
@@ -639,6 +734,7 @@ impl PendingIo {
             PendingIo::Sync { .. } => "sync",
             PendingIo::Unlink { .. } => "unlink",
             PendingIo::Watermark { .. } => "persist watermark",
+            PendingIo::RemoveWatermark => "remove watermark",
         }
     }
 }
@@ -667,7 +763,16 @@ pub struct Storage {
     last_create_failure: Option<IoFailure>,
     sync_backoff: RetryBackoff,
     sync_retry_at: Option<Instant>,
+    /// What `.ack-watermark` is known to hold (`None`: absent or unknown).
     watermark_persisted: Option<Fsn>,
+    /// File-backed open: the on-disk watermark has not yet been made to
+    /// agree with the recovered acknowledgement; appends wait (S8).
+    watermark_open_rewrite: bool,
+    /// File-backed open over a non-empty log: the oldest segment's header
+    /// is not known durable (a crash does not say which syncs completed)
+    /// and it may be the only record of where FSNs continue (S1).
+    front_header_owed: bool,
+    last_watermark_failure: Option<IoFailure>,
     watermark_in_flight: bool,
     watermark_backoff: RetryBackoff,
     watermark_retry_at: Option<Instant>,
@@ -677,7 +782,9 @@ pub struct Storage {
 impl Storage {
     /// Opens the engine over a recovered slot (memory mode and fresh slots:
     /// [`RecoveredSlot::empty`]) and queues the first outputs (spare
-    /// creation, trims the recovered acknowledgement allows).
+    /// creation, trims the recovered acknowledgement allows, and in
+    /// file-backed mode the watermark rewrite and header sync described in
+    /// the module docs under *Open*).
     pub fn open(
         config: StorageConfig,
         recovered: RecoveredSlot,
@@ -726,6 +833,7 @@ impl Storage {
             index_pool: Vec::new(),
         };
         let published = ring.published();
+        let ring_empty = ring.log.is_empty();
         let mut storage = Storage {
             durability: DurabilityTracker::new(config.durability, acked, published),
             ring,
@@ -749,7 +857,12 @@ impl Storage {
             last_create_failure: None,
             sync_backoff: RetryBackoff::default(),
             sync_retry_at: None,
-            watermark_persisted: acked,
+            // Unknown until the open rewrite completes (files); memory
+            // backing has no watermark at all.
+            watermark_persisted: None,
+            watermark_open_rewrite: config.backing == Backing::Files,
+            front_header_owed: config.backing == Backing::Files && !ring_empty,
+            last_watermark_failure: None,
             watermark_in_flight: false,
             watermark_backoff: RetryBackoff::default(),
             watermark_retry_at: None,
@@ -774,6 +887,10 @@ impl Storage {
                 });
             }
         }
+        // L4: what an earlier life left is on disk, but whether it reached
+        // stable storage is unknown; a syncing mode owes it a sync now
+        // rather than at the next flush.
+        storage.durability.owe_recovered();
         storage.trim();
         storage.drive(now);
         Ok(storage)
@@ -795,6 +912,16 @@ impl Storage {
         let max = self.config.max_payload_len();
         if payload_len > max {
             return Err(AppendError::FrameTooLarge { payload_len, max });
+        }
+        if self.watermark_open_rewrite {
+            // S8: a stale watermark from an earlier life must not survive
+            // into a crash after this life has reused its FSNs.
+            return self.wait(
+                now,
+                WaitReason::Opening {
+                    last_failure: self.last_watermark_failure,
+                },
+            );
         }
         // Bounded by `max`, which fits i32.
         let len32 = u32::try_from(payload_len).unwrap_or(u32::MAX);
@@ -1037,15 +1164,22 @@ impl Storage {
         if self.provisioning_wanted() {
             take(self.create_retry_at);
         }
-        if self.durability.sync_target().is_some() {
+        if self.durability.sync_target().is_some() || self.header_sync_owed() {
             take(self.sync_retry_at);
         }
-        if self.ring.acked > self.watermark_persisted && !self.watermark_in_flight {
+        let watermark_owed =
+            self.watermark_open_rewrite || self.ring.acked > self.watermark_persisted;
+        if watermark_owed && !self.watermark_in_flight {
             take(self.watermark_retry_at);
         }
+        let front_durable = self.front_header_durable();
         for u in &self.unlinking {
             if let UnlinkState::RetryAt(at) = u.state {
-                take(Some(at));
+                // A gated unlink waits for a header sync, not for its timer;
+                // reporting its timer would make the adapter spin.
+                if front_durable || !self.unlink_gated(u) {
+                    take(Some(at));
+                }
             }
         }
         t
@@ -1165,15 +1299,29 @@ impl Storage {
                     }
                 }
             }
-            PendingIo::Watermark { fsn } => {
+            PendingIo::Watermark { .. } | PendingIo::RemoveWatermark => {
                 self.watermark_in_flight = false;
                 match failure {
                     None => {
                         self.watermark_backoff.reset();
-                        self.watermark_persisted = self.watermark_persisted.max(Some(fsn));
+                        self.last_watermark_failure = None;
+                        let written = match op {
+                            PendingIo::Watermark { fsn } => Some(fsn),
+                            _ => None,
+                        };
+                        // The open rewrite replaces whatever an earlier life
+                        // left, so it sets the known value exactly; later
+                        // writes only ever raise it.
+                        self.watermark_persisted = if self.watermark_open_rewrite {
+                            written
+                        } else {
+                            self.watermark_persisted.max(written)
+                        };
+                        self.watermark_open_rewrite = false;
                     }
-                    Some(_) => {
+                    Some(f) => {
                         self.failures.watermark += 1;
+                        self.last_watermark_failure = Some(f);
                         self.watermark_retry_at = Some(self.watermark_backoff.fail(now));
                     }
                 }
@@ -1354,14 +1502,90 @@ impl Storage {
         self.provision(now);
         self.try_reclaim();
         self.drive_syncs(now);
+        self.drive_header_sync(now);
         self.drive_watermark(now);
     }
 
+    /// S1: when a former log segment's unlink is held back because the
+    /// oldest log segment's header is not known durable, sync that header
+    /// (in every durability mode; a durability sync of the same segment
+    /// already in flight covers it, since it starts at the last synced
+    /// offset). Only the header is asked for, so memory durability does not
+    /// pay for syncing frames.
+    fn drive_header_sync(&mut self, now: Instant) {
+        if self.front_header_durable() {
+            self.front_header_owed = false;
+        }
+        if !self.header_sync_owed() {
+            return;
+        }
+        if self.sync_retry_at.is_some_and(|at| at > now) {
+            return;
+        }
+        self.sync_retry_at = None;
+        let Some(seg) = self.ring.log.front() else {
+            return;
+        };
+        if seg.sync_in_flight {
+            return;
+        }
+        let (name, from_offset, rewrite) = (seg.name, seg.synced, seg.rewrite);
+        let id = self.io_id(PendingIo::Sync { name, upto: HEADER });
+        if let Some(seg) = self.ring.log.front_mut() {
+            seg.sync_in_flight = true;
+        }
+        self.outputs.push_back(StorageOutput::Sync {
+            id,
+            name,
+            from_offset,
+            upto_offset: HEADER,
+            rewrite,
+        });
+    }
+
+    /// Whether the oldest log segment's header is known durable: the gate
+    /// for unlinking segments trim removed before it (S1, S8).
+    ///
+    /// It is the oldest, not the newest, log segment on purpose. Trim only
+    /// removes fully acknowledged segments from the front, so the front's
+    /// `baseSeq − 1` is at most the acknowledged FSN; if it survives a host
+    /// crash, recovery's seed `max(lowestBase − 1, watermark)` stays at or
+    /// below the true acknowledgement even when every later segment is
+    /// lost. A durable newer header over a lost middle segment would instead
+    /// make recovery treat the lost middle frames as acknowledged.
+    fn front_header_durable(&self) -> bool {
+        self.ring.log.front().is_some_and(|s| s.synced >= HEADER)
+    }
+
+    /// Whether `u` may only be unlinked once a later header is durable: a
+    /// former log segment in file-backed mode (its header is the only
+    /// record of where FSNs continue until a successor's header survives a
+    /// host crash, S1).
+    fn unlink_gated(&self, u: &Unlinking) -> bool {
+        self.config.backing == Backing::Files && u.class == ByteClass::Resident
+    }
+
+    /// A former log segment waits for its unlink until a later header is
+    /// durable, and none is.
+    fn header_sync_owed(&self) -> bool {
+        !self.front_header_durable()
+            && !self.ring.log.is_empty()
+            && (self.front_header_owed
+                || self
+                    .unlinking
+                    .iter()
+                    .any(|u| self.unlink_gated(u) && !matches!(u.state, UnlinkState::InFlight(_))))
+    }
+
     fn drive_unlinks(&mut self, now: Instant) {
+        let front_durable = self.front_header_durable();
         for i in 0..self.unlinking.len() {
             let Some(u) = self.unlinking.get(i) else {
                 break;
             };
+            if !front_durable && self.unlink_gated(u) {
+                continue;
+            }
             let due = match u.state {
                 UnlinkState::Due => true,
                 UnlinkState::RetryAt(at) => at <= now,
@@ -1494,10 +1718,19 @@ impl Storage {
             return;
         }
         self.watermark_retry_at = None;
+        if self.watermark_open_rewrite && self.ring.acked.is_none() {
+            // S8: nothing is acknowledged in this life; a watermark left by
+            // an earlier one would describe frames that FSN reuse replaces.
+            self.watermark_in_flight = true;
+            let id = self.io_id(PendingIo::RemoveWatermark);
+            self.outputs
+                .push_back(StorageOutput::RemoveAckWatermark { id });
+            return;
+        }
         let Some(acked) = self.ring.acked else {
             return;
         };
-        if self.watermark_persisted.is_some_and(|p| p >= acked) {
+        if !self.watermark_open_rewrite && self.watermark_persisted.is_some_and(|p| p >= acked) {
             return;
         }
         self.watermark_in_flight = true;

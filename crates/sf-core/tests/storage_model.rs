@@ -113,7 +113,8 @@ fn id_of(o: &StorageOutput) -> IoId {
         | StorageOutput::InstallHeader { id, .. }
         | StorageOutput::Sync { id, .. }
         | StorageOutput::Unlink { id, .. }
-        | StorageOutput::PersistAckWatermark { id, .. } => *id,
+        | StorageOutput::PersistAckWatermark { id, .. }
+        | StorageOutput::RemoveAckWatermark { id } => *id,
     }
 }
 

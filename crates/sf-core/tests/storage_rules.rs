@@ -43,7 +43,8 @@ fn id_of(o: &StorageOutput) -> IoId {
         | StorageOutput::InstallHeader { id, .. }
         | StorageOutput::Sync { id, .. }
         | StorageOutput::Unlink { id, .. }
-        | StorageOutput::PersistAckWatermark { id, .. } => *id,
+        | StorageOutput::PersistAckWatermark { id, .. }
+        | StorageOutput::RemoveAckWatermark { id } => *id,
     }
 }
 
@@ -60,6 +61,51 @@ fn settle(s: &mut Storage, now: Instant) {
         }
     }
     panic!("storage never settled");
+}
+
+/// Completes every queued output successfully until none is left and
+/// returns everything that was emitted on the way.
+fn settle_collect(s: &mut Storage, now: Instant) -> Vec<StorageOutput> {
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        let outs = drain(s);
+        if outs.is_empty() {
+            return all;
+        }
+        for o in outs {
+            s.io_done(now, id_of(&o), IoOutcome::Done)
+                .expect("known io");
+            all.push(o);
+        }
+    }
+    panic!("storage never settled");
+}
+
+/// Asserts the queued outputs hold a header sync and no unlink, completes
+/// them, and returns the header syncs it saw.
+fn drain_pending_unlinks_before_sync(s: &mut Storage, now: Instant) -> Vec<StorageOutput> {
+    let outs = drain(s);
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, StorageOutput::Unlink { .. })),
+        "S1: no unlink before the successor's header is durable: {outs:?}"
+    );
+    let syncs: Vec<StorageOutput> = outs
+        .iter()
+        .filter(|o| {
+            matches!(o, StorageOutput::Sync { from_offset: 0, upto_offset, .. } if *upto_offset >= 24)
+        })
+        .cloned()
+        .collect();
+    for o in &outs {
+        s.io_done(now, id_of(o), IoOutcome::Done).expect("io");
+    }
+    syncs
+}
+
+fn is_unlink_of(o: &StorageOutput, of: SegmentName) -> bool {
+    matches!(o, StorageOutput::Unlink { name, .. } if *name == of)
 }
 
 fn place(s: &mut Storage, now: Instant, len: u64) -> Placement {
@@ -204,6 +250,7 @@ fn s1_reopen_continues_fsns_from_recovered_slot() {
         next_gen: SegmentGen(8),
     };
     let mut s = Storage::open(cfg(4), slot, t(0)).expect("open");
+    settle(&mut s, t(0)); // the open-time watermark rewrite (S8)
     let p = place(&mut s, t(0), 10);
     assert_eq!(
         (p.fsn, p.gen, p.offset, p.header),
@@ -280,13 +327,22 @@ fn recovered_acked_segments_are_trimmed_at_open() {
     };
     let mut s = Storage::open(cfg(4), slot, t(0)).expect("open");
     let outs = drain(&mut s);
+    // S1: whether segment 2's header reached stable storage is unknown after
+    // a crash, so segment 1 goes only once that header is synced.
+    let old = SegmentName::Gen(SegmentGen(1));
+    assert!(!outs.iter().any(|o| is_unlink_of(o, old)));
     assert!(outs.iter().any(|o| matches!(
         o,
-        StorageOutput::Unlink {
-            name: SegmentName::Gen(SegmentGen(1)),
+        StorageOutput::Sync {
+            name: SegmentName::Gen(SegmentGen(2)),
+            upto_offset: 24,
             ..
         }
     )));
+    for o in &outs {
+        s.io_done(t(0), id_of(o), IoOutcome::Done).expect("io");
+    }
+    assert!(drain(&mut s).iter().any(|o| is_unlink_of(o, old)));
     assert_eq!(s.oldest_unacked(), Some(Fsn(2)));
     assert_eq!(s.locate(Fsn(1)), None);
 }
@@ -342,6 +398,9 @@ fn leftover_spares_are_reused_or_unlinked() {
     assert!(!outs
         .iter()
         .any(|o| matches!(o, StorageOutput::CreateSegment { .. })));
+    for o in &outs {
+        s.io_done(t(0), id_of(o), IoOutcome::Done).expect("io");
+    }
     let p = place(&mut s, t(0), 1);
     assert_eq!(p.gen, SegmentGen(3));
 }
@@ -356,7 +415,18 @@ fn s4_unlink_failure_keeps_segment_counted_and_retries() {
     settle(&mut s, t(0));
     let resident = s.resident_bytes();
     s.acknowledge(t(1), Fsn(1));
-    let outs = drain(&mut s);
+    let mut outs = drain(&mut s);
+    // S1: the unlink first waits for the successor's header to be durable.
+    let sync = outs
+        .iter()
+        .position(|o| matches!(o, StorageOutput::Sync { .. }))
+        .expect("the successor's header is synced first");
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, StorageOutput::Unlink { .. })));
+    let sync = outs.remove(sync);
+    s.io_done(t(1), id_of(&sync), IoOutcome::Done).expect("io");
+    outs.extend(drain(&mut s));
     let unlink = outs
         .iter()
         .find(|o| matches!(o, StorageOutput::Unlink { .. }))
@@ -448,10 +518,10 @@ fn s5_fully_acked_active_is_reclaimed() {
         })
     ));
     s.io_done(t(1), install.0, IoOutcome::Done).expect("io");
+    // ... and only once that header is durable (S1, host crash).
+    assert!(!drain_pending_unlinks_before_sync(&mut s, t(1)).is_empty());
     let outs = drain(&mut s);
-    assert!(outs
-        .iter()
-        .any(|o| matches!(o, StorageOutput::Unlink { name, .. } if *name == old)));
+    assert!(outs.iter().any(|o| is_unlink_of(o, old)));
     // What a restart now finds: one header-only segment at base 1, no
     // acknowledged frame left to replay.
     assert_eq!(log_bases(&s), vec![(1, 0)]);
@@ -611,7 +681,7 @@ fn s7_failed_write_does_not_advance_fsn() {
     assert_eq!(log_bases(&s), vec![(0, 1), (1, 1)]);
     // Trim still works.
     s.acknowledge(t(2), Fsn(0));
-    assert!(drain(&mut s)
+    assert!(settle_collect(&mut s, t(2))
         .iter()
         .any(|o| matches!(o, StorageOutput::Unlink { .. })));
 }
@@ -1010,13 +1080,18 @@ fn protocol_misuse_is_a_typed_error() {
         s.io_done(t(0), IoId(999), IoOutcome::Done),
         Err(StorageError::UnknownIo(IoId(999)))
     );
-    let create = drain(&mut s).remove(0);
+    let mut outs = drain(&mut s);
+    let create = outs.remove(0);
     assert!(matches!(
         s.io_done(t(0), id_of(&create), IoOutcome::Synced { upto_offset: 1 }),
         Err(StorageError::MismatchedOutcome { .. })
     ));
     s.io_done(t(0), id_of(&create), IoOutcome::Done)
         .expect("io");
+    for o in outs {
+        // The open-time watermark rewrite (S8).
+        s.io_done(t(0), id_of(&o), IoOutcome::Done).expect("io");
+    }
     let p = place(&mut s, t(0), 1);
     assert_eq!(
         s.begin_append(t(0), 1),
@@ -1029,4 +1104,245 @@ fn protocol_misuse_is_a_typed_error() {
         Err(AppendError::UnknownPlacement)
     );
     s.commit_append(t(0), p, Ok(())).expect("commit");
+}
+
+fn header_syncs(outs: &[StorageOutput]) -> Vec<(IoId, SegmentName, bool)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            StorageOutput::Sync {
+                id,
+                name,
+                from_offset: 0,
+                upto_offset,
+                rewrite,
+            } if *upto_offset >= 24 => Some((*id, *name, *rewrite)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn s1_unlink_waits_for_a_durable_successor_header() {
+    // Segments hold two 10-byte frames: A = [0, 1], B = [2] (rotation wrote
+    // B's header through the placement, never synced in memory durability).
+    let mut s = open(cfg(8));
+    for _ in 0..3 {
+        append(&mut s, t(0), 10);
+    }
+    settle(&mut s, t(0));
+    let [a, b] = [s.segments()[0].name, s.segments()[1].name];
+    let resident = s.resident_bytes();
+    s.acknowledge(t(1), Fsn(1));
+    let outs = drain(&mut s);
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, StorageOutput::Unlink { .. })),
+        "S1: A's header is the only durable record of where FSNs continue"
+    );
+    let sync = header_syncs(&outs);
+    assert_eq!(sync.len(), 1, "one header sync of the successor: {outs:?}");
+    assert_eq!((sync[0].1, sync[0].2), (b, false));
+    // A failed header sync keeps the unlink deferred and A counted (S4),
+    // and is retried with a rewrite after a backoff (L5).
+    s.io_done(
+        t(1),
+        sync[0].0,
+        IoOutcome::Failed(IoFailure::Io { os_code: Some(5) }),
+    )
+    .expect("io");
+    for o in outs.iter().filter(|o| id_of(o) != sync[0].0) {
+        s.io_done(t(1), id_of(o), IoOutcome::Done).expect("io");
+    }
+    assert_eq!(s.failure_counts().sync, 1);
+    assert!(drain(&mut s).is_empty(), "no retry before its backoff");
+    assert_eq!(s.resident_bytes(), resident, "A stays counted");
+    assert_eq!(s.oldest_unacked(), Some(Fsn(2)));
+    let at = s.poll_timeout().expect("the header sync is retried");
+    assert!(at > t(1));
+    s.handle_timeout(at);
+    let retry = drain(&mut s);
+    let sync = header_syncs(&retry);
+    assert_eq!(sync.len(), 1, "{retry:?}");
+    assert_eq!((sync[0].1, sync[0].2), (b, true), "L5: rewrite, then sync");
+    assert!(!retry.iter().any(|o| is_unlink_of(o, a)));
+    s.io_done(at, sync[0].0, IoOutcome::Done).expect("io");
+    let outs = settle_collect(&mut s, at);
+    assert!(outs.iter().any(|o| is_unlink_of(o, a)));
+    assert_eq!(s.resident_bytes(), resident - SEG);
+
+    // Memory backing has nothing to survive a host crash: no sync, unlink
+    // (free) at once.
+    let mut m = open(StorageConfig {
+        backing: Backing::Memory,
+        ..cfg(8)
+    });
+    for _ in 0..3 {
+        append(&mut m, t(0), 10);
+    }
+    settle(&mut m, t(0));
+    let first = m.segments()[0].name;
+    m.acknowledge(t(1), Fsn(1));
+    let outs = drain(&mut m);
+    assert!(header_syncs(&outs).is_empty());
+    assert!(outs.iter().any(|o| is_unlink_of(o, first)));
+}
+
+#[test]
+fn s8_header_sync_targets_the_oldest_log_segment() {
+    // A = [0, 1], B = [2, 3], C = [4]. Acknowledging A must make B's
+    // header durable, not C's: with only C's header surviving a host crash,
+    // recovery would seed acked = 3 and count the lost B frames acknowledged.
+    let mut s = open(cfg(8));
+    for _ in 0..5 {
+        append(&mut s, t(0), 10);
+    }
+    settle(&mut s, t(0));
+    let b = s.segments()[1].name;
+    s.acknowledge(t(1), Fsn(1));
+    let outs = drain(&mut s);
+    let sync = header_syncs(&outs);
+    assert_eq!(sync.len(), 1, "{outs:?}");
+    assert_eq!(sync[0].1, b);
+}
+
+fn slot_at_10(acked: Option<Fsn>) -> RecoveredSlot {
+    RecoveredSlot {
+        segments: vec![RecoveredSegment {
+            gen: Some(SegmentGen(7)),
+            base_fsn: Fsn(10),
+            frame_offsets: vec![24],
+            append_offset: 42,
+            file_size: SEG,
+            torn_tail_bytes: 0,
+        }],
+        leftover_spares: vec![],
+        next_fsn: Fsn(11),
+        acked,
+        next_gen: SegmentGen(8),
+    }
+}
+
+#[test]
+fn s8_open_rewrites_a_stale_watermark_before_appending() {
+    // Nothing survived (a host crash in memory durability): FSNs restart at
+    // 0, so whatever `.ack-watermark` says belongs to frames that are gone.
+    let mut s = Storage::open(cfg(4), RecoveredSlot::empty(), t(0)).expect("open");
+    let outs = drain(&mut s);
+    let remove: Vec<IoId> = outs
+        .iter()
+        .filter(|o| matches!(o, StorageOutput::RemoveAckWatermark { .. }))
+        .map(id_of)
+        .collect();
+    assert_eq!(remove.len(), 1, "{outs:?}");
+    for o in outs.iter().filter(|o| id_of(o) != remove[0]) {
+        s.io_done(t(0), id_of(o), IoOutcome::Done).expect("io");
+    }
+    assert!(matches!(
+        s.begin_append(t(0), 10),
+        Ok(AppendDecision::Wait {
+            reason: WaitReason::Opening { last_failure: None },
+            ..
+        })
+    ));
+    // A failure is counted, surfaces in the wait reason and is retried.
+    let failure = IoFailure::Io { os_code: Some(13) };
+    s.io_done(t(0), remove[0], IoOutcome::Failed(failure))
+        .expect("io");
+    assert_eq!(s.failure_counts().watermark, 1);
+    assert!(drain(&mut s).is_empty(), "no retry before its backoff");
+    assert!(matches!(
+        s.begin_append(t(0), 10),
+        Ok(AppendDecision::Wait {
+            reason: WaitReason::Opening {
+                last_failure: Some(f)
+            },
+            ..
+        }) if f == failure
+    ));
+    let at = s.poll_timeout().expect("the rewrite is retried");
+    assert!(at > t(0));
+    s.handle_timeout(at);
+    let retry = drain(&mut s);
+    assert!(
+        matches!(retry.as_slice(), [StorageOutput::RemoveAckWatermark { .. }]),
+        "{retry:?}"
+    );
+    s.io_done(at, id_of(&retry[0]), IoOutcome::Done)
+        .expect("io");
+    let p = place(&mut s, at, 10);
+    assert_eq!(p.fsn, Fsn(0));
+
+    // A recovered acknowledgement is written back as is, even if the file
+    // already held it (it may hold a higher, stale value), and later
+    // acknowledgements are persisted above it.
+    let mut s = Storage::open(cfg(4), slot_at_10(Some(Fsn(9))), t(0)).expect("open");
+    let outs = drain(&mut s);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, StorageOutput::PersistAckWatermark { fsn: Fsn(9), .. })),
+        "{outs:?}"
+    );
+    assert!(matches!(
+        s.begin_append(t(0), 10),
+        Ok(AppendDecision::Wait {
+            reason: WaitReason::Opening { .. },
+            ..
+        })
+    ));
+    for o in &outs {
+        s.io_done(t(0), id_of(o), IoOutcome::Done).expect("io");
+    }
+    settle(&mut s, t(0));
+    s.acknowledge(t(1), Fsn(10));
+    assert!(drain(&mut s)
+        .iter()
+        .any(|o| matches!(o, StorageOutput::PersistAckWatermark { fsn: Fsn(10), .. })));
+
+    // Memory backing has no watermark: nothing to rewrite, no wait.
+    let mut m = open(StorageConfig {
+        backing: Backing::Memory,
+        ..cfg(4)
+    });
+    let outs = drain(&mut m);
+    assert!(!outs.iter().any(|o| matches!(
+        o,
+        StorageOutput::RemoveAckWatermark { .. } | StorageOutput::PersistAckWatermark { .. }
+    )));
+    for o in &outs {
+        m.io_done(t(0), id_of(o), IoOutcome::Done).expect("io");
+    }
+    assert_eq!(place(&mut m, t(0), 10).fsn, Fsn(0));
+}
+
+#[test]
+fn l4_recovered_frames_are_synced_at_open_in_flush_durability() {
+    // Frame 10 came from an earlier life; a crash does not say whether it
+    // reached stable storage. A quiet producer still gets durable ==
+    // published without appending (L4).
+    let mut s = Storage::open(
+        flush_cfg(DurabilityMode::Flush),
+        slot_at_10(Some(Fsn(9))),
+        t(0),
+    )
+    .expect("open");
+    assert_eq!(s.durable_fsn(), Some(Fsn(9)));
+    let outs = drain(&mut s);
+    let sync = syncs(&outs);
+    assert_eq!(sync.len(), 1, "{outs:?}");
+    assert_eq!(
+        (sync[0].1, sync[0].2, sync[0].3),
+        (SegmentName::Gen(SegmentGen(7)), 0, 42)
+    );
+    for o in &outs {
+        s.io_done(t(0), id_of(o), IoOutcome::Done).expect("io");
+    }
+    assert_eq!(s.durable_fsn(), Some(Fsn(10)));
+
+    // Memory durability syncs only the header (S1), never the frames.
+    let mut m = Storage::open(cfg(4), slot_at_10(Some(Fsn(9))), t(0)).expect("open");
+    let outs = drain(&mut m);
+    let sync = syncs(&outs);
+    assert_eq!(sync.len(), 1, "{outs:?}");
+    assert_eq!((sync[0].2, sync[0].3), (0, 24));
 }

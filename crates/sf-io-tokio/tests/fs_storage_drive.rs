@@ -84,6 +84,9 @@ impl Driver<'_> {
                 StorageOutput::PersistAckWatermark { id, fsn } => {
                     (id, io_outcome(&self.watermark.persist(fsn)))
                 }
+                StorageOutput::RemoveAckWatermark { id } => {
+                    (id, io_outcome(&self.watermark.remove()))
+                }
             };
             storage.io_done(self.now, id, outcome).unwrap();
         }

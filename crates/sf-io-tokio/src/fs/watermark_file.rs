@@ -32,14 +32,18 @@ use sf_core::Fsn;
 use super::error::{FsError, FsOp};
 
 /// The open `.ack-watermark` of a locked slot; the engine's single writer.
+///
+/// It writes exactly what the core asks: the core decides when the watermark
+/// moves (debouncing, the rewrite at open, removal), the file only stores it.
 #[derive(Debug)]
 pub struct WatermarkFile {
     path: PathBuf,
-    file: File,
+    /// `None` after [`WatermarkFile::remove`]; the next persist recreates it.
+    file: Option<File>,
     /// The file held a valid magic and reserved field when opened, or this
     /// session has stamped it: later writes store only the FSN.
     stamped: bool,
-    /// The highest FSN written in this session.
+    /// The last FSN written in this session.
     last_persisted: Option<Fsn>,
 }
 
@@ -48,13 +52,7 @@ impl WatermarkFile {
     /// missing. Nothing is written until [`WatermarkFile::persist`].
     pub fn open(slot_dir: &Path) -> Result<WatermarkFile, FsError> {
         let path = slot_dir.join(ACK_WATERMARK_FILE_NAME);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| FsError::io(FsOp::Open, &path, e))?;
+        let file = open_rw(&path)?;
         let stamped = match read_exact_16(&file) {
             Ok(Some(bytes)) => decode_watermark(&bytes).is_ok(),
             Ok(None) => false,
@@ -62,25 +60,22 @@ impl WatermarkFile {
         };
         Ok(WatermarkFile {
             path,
-            file,
+            file: Some(file),
             stamped,
             last_persisted: None,
         })
     }
 
-    /// Records `fsn` as acknowledged when it is above the last FSN written
-    /// in this session (sf-client §5.4 step 3); returns whether it wrote.
+    /// Stores `fsn` as the acknowledged watermark (sf-client §5.4).
     ///
     /// The FSN is stored first; on the first write to a file that was not
     /// validly stamped at open, the length is fixed at 16 bytes, the
     /// reserved field zeroed with the FSN, and the magic stored after them
     /// (step 2), so a reader never sees the magic over a stale FSN field.
-    /// A previous session's value is not a floor: it may be the corrupt one
-    /// recovery ignored (S8).
-    pub fn persist(&mut self, fsn: Fsn) -> Result<bool, FsError> {
-        if self.last_persisted.is_some_and(|last| fsn <= last) {
-            return Ok(false);
-        }
+    /// Whether to write, and which value, is the core's decision: a value
+    /// below an earlier one is written too (the core lowers it at open when
+    /// recovery judged the old one stale, S8).
+    pub fn persist(&mut self, fsn: Fsn) -> Result<(), FsError> {
         let bytes = encode_watermark(fsn).map_err(|e| {
             FsError::io(
                 FsOp::Write,
@@ -88,41 +83,70 @@ impl WatermarkFile {
                 io::Error::new(io::ErrorKind::InvalidInput, e),
             )
         })?;
+        if self.file.is_none() {
+            self.file = Some(open_rw(&self.path)?);
+            self.stamped = false;
+        }
+        let (file, path) = (self.file.as_ref().expect("opened above"), &self.path);
         let write = |buf: &[u8], at: u64| {
-            self.file
-                .write_all_at(buf, at)
-                .map_err(|e| FsError::io(FsOp::Write, &self.path, e))
+            file.write_all_at(buf, at)
+                .map_err(|e| FsError::io(FsOp::Write, path, e))
         };
         if self.stamped {
             write(&bytes[8..16], 8)?;
         } else {
-            self.file
-                .set_len(ACK_WATERMARK_LEN as u64)
-                .map_err(|e| FsError::io(FsOp::SetLen, &self.path, e))?;
+            file.set_len(ACK_WATERMARK_LEN as u64)
+                .map_err(|e| FsError::io(FsOp::SetLen, path, e))?;
             write(&bytes[4..16], 4)?;
             write(&bytes[0..4], 0)?;
             self.stamped = true;
         }
         self.last_persisted = Some(fsn);
-        Ok(true)
+        Ok(())
     }
 
-    /// The highest FSN written in this session.
+    /// Removes `.ack-watermark` (sf-client §5.4 allows it); a missing file
+    /// counts as success. The next [`WatermarkFile::persist`] recreates it.
+    pub fn remove(&mut self) -> Result<(), FsError> {
+        self.file = None;
+        self.stamped = false;
+        self.last_persisted = None;
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(FsError::io(FsOp::Unlink, &self.path, e)),
+        }
+    }
+
+    /// The last FSN written in this session.
     pub fn last_persisted(&self) -> Option<Fsn> {
         self.last_persisted
     }
 
     /// Fsyncs the file (optional; the spec does not require it).
     pub fn sync(&self) -> Result<(), FsError> {
-        self.file
-            .sync_data()
-            .map_err(|e| FsError::io(FsOp::Fsync, &self.path, e))
+        match &self.file {
+            Some(file) => file
+                .sync_data()
+                .map_err(|e| FsError::io(FsOp::Fsync, &self.path, e)),
+            None => Ok(()),
+        }
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+fn open_rw(path: &Path) -> Result<File, FsError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| FsError::io(FsOp::Open, path, e))
 }
 
 /// Reads `.ack-watermark` of `slot_dir` for recovery without creating or
@@ -165,19 +189,33 @@ mod tests {
     }
 
     #[test]
-    fn s8_persisted_watermark_decodes_and_rises_only() {
+    fn s8_persisted_watermark_stores_exactly_what_the_core_asks() {
         let dir = tempfile::tempdir().unwrap();
         let mut wm = WatermarkFile::open(dir.path()).unwrap();
         assert_eq!(on_disk(dir.path()).len(), 0, "open writes nothing");
-        assert!(wm.persist(Fsn(5)).unwrap());
+        wm.persist(Fsn(5)).unwrap();
         assert_eq!(decode_watermark(&on_disk(dir.path())), Ok(Fsn(5)));
-        assert!(!wm.persist(Fsn(5)).unwrap());
-        assert!(!wm.persist(Fsn(3)).unwrap());
-        assert_eq!(decode_watermark(&on_disk(dir.path())), Ok(Fsn(5)));
-        assert!(wm.persist(Fsn(9)).unwrap());
+        // No debounce here: the core decides, a lower value is written too.
+        wm.persist(Fsn(3)).unwrap();
+        assert_eq!(decode_watermark(&on_disk(dir.path())), Ok(Fsn(3)));
+        wm.persist(Fsn(9)).unwrap();
         assert_eq!(wm.last_persisted(), Some(Fsn(9)));
         assert_eq!(decode_watermark(&on_disk(dir.path())), Ok(Fsn(9)));
         wm.sync().unwrap();
+    }
+
+    #[test]
+    fn s8_remove_deletes_the_file_and_persist_recreates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wm = WatermarkFile::open(dir.path()).unwrap();
+        wm.persist(Fsn(4)).unwrap();
+        wm.remove().unwrap();
+        assert_eq!(read_watermark(dir.path()), WatermarkRead::Absent);
+        // Removing twice is fine: a missing file counts as success.
+        wm.remove().unwrap();
+        wm.sync().unwrap();
+        wm.persist(Fsn(1)).unwrap();
+        assert_eq!(decode_watermark(&on_disk(dir.path())), Ok(Fsn(1)));
     }
 
     #[test]
@@ -191,7 +229,7 @@ mod tests {
         assert!(wm.stamped);
         // A previous session's value is no floor: recovery may have judged
         // it corrupt (S8), so a lower FSN is written.
-        assert!(wm.persist(Fsn(40)).unwrap());
+        wm.persist(Fsn(40)).unwrap();
         assert_eq!(decode_watermark(&on_disk(dir.path())), Ok(Fsn(40)));
     }
 
