@@ -25,7 +25,8 @@ fn drain(e: &mut Engine, now: Instant) -> u64 {
                     | StorageOutput::InstallHeader { id, .. }
                     | StorageOutput::Sync { id, .. }
                     | StorageOutput::Unlink { id, .. }
-                    | StorageOutput::PersistAckWatermark { id, .. } => id,
+                    | StorageOutput::PersistAckWatermark { id, .. }
+                    | StorageOutput::RemoveAckWatermark { id } => id,
                 };
                 let input = Input::Io {
                     id,

@@ -93,7 +93,8 @@ impl World {
             | StorageOutput::InstallHeader { id, .. }
             | StorageOutput::Sync { id, .. }
             | StorageOutput::Unlink { id, .. }
-            | StorageOutput::PersistAckWatermark { id, .. } => *id,
+            | StorageOutput::PersistAckWatermark { id, .. }
+            | StorageOutput::RemoveAckWatermark { id } => *id,
         };
         self.engine
             .handle_input(
