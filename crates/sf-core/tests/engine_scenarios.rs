@@ -887,3 +887,31 @@ fn first_connection_of_a_fresh_slot_replays_nothing() {
     assert_eq!(w.engine.total_reconnect_attempts(), 0);
     assert_eq!(w.engine.total_reconnects_succeeded(), 0);
 }
+
+#[test]
+fn error_inbox_drops_oldest_when_the_adapter_does_not_poll() {
+    use qwp_proto::response::{ErrorFrame, Response};
+    use sf_core::engine::Input;
+    let mut cfg = config(1);
+    cfg.error_inbox_capacity = 16;
+    let mut w = World::connected(cfg);
+    w.append(20);
+    w.take();
+    for seq in 0..20i64 {
+        let mut bytes = Vec::new();
+        Response::Error(ErrorFrame::new(0x03, seq, format!("e{seq}")).expect("status"))
+            .encode_into(&mut bytes)
+            .expect("encodes");
+        w.engine
+            .handle_input(w.now, Input::Received(&bytes))
+            .expect("accepted");
+    }
+    assert_eq!(w.engine.dropped_error_notifications(), 4);
+    w.pump();
+    let errs = notifies(&w.take());
+    assert_eq!(errs.len(), 16);
+    assert_eq!(errs[0].message(), "e4", "the oldest were dropped");
+    assert_eq!(w.engine.total_error_notifications_delivered(), 16);
+    assert_eq!(w.engine.total_server_errors(), 20);
+    assert_eq!(w.acked(), Some(19));
+}
