@@ -915,3 +915,33 @@ fn error_inbox_drops_oldest_when_the_adapter_does_not_poll() {
     assert_eq!(w.engine.total_server_errors(), 20);
     assert_eq!(w.acked(), Some(19));
 }
+
+#[test]
+fn w1_sends_queued_for_a_dead_connection_are_discarded() {
+    use sf_core::engine::Input;
+    let mut w = World::connected(config(1));
+    // Publish without draining outputs: the sends sit in the engine's queue.
+    for _ in 0..3 {
+        let AppendDecision::Place(p) = w.engine.begin_append(w.now, 16).expect("ok") else {
+            panic!("room expected");
+        };
+        w.engine.commit_append(w.now, p, Ok(())).expect("commit");
+    }
+    w.engine
+        .handle_input(
+            w.now,
+            Input::Disconnected {
+                close_code: None,
+                reason: "reset",
+            },
+        )
+        .expect("accepted");
+    w.pump();
+    assert!(
+        w.take_sends().is_empty(),
+        "sends decided for the dead connection never reach the adapter"
+    );
+    w.await_connect();
+    w.accept(0);
+    assert_eq!(w.take_sends(), vec![0, 1, 2]);
+}

@@ -510,6 +510,7 @@ impl Engine {
         if let Conn::Up(session) = &self.conn {
             self.counters.replayed_before += session.replayed();
         }
+        self.discard_queued_sends();
         self.conn = Conn::Down { sleep_until: None };
         if self.outage.is_none() {
             self.outage = Some(Outage {
@@ -534,6 +535,16 @@ impl Engine {
         self.enter_outage(now);
     }
 
+    /// Drops `Send` and `Ping` outputs the adapter has not taken yet: they
+    /// belong to a connection that is gone, and an adapter that performed
+    /// them after the next `Connect` would put frames on the new connection
+    /// out of FSN order (W1). Nothing is lost: the next connection replays
+    /// from `acked + 1`.
+    fn discard_queued_sends(&mut self) {
+        self.queue
+            .retain(|o| !matches!(o, Output::Send { .. } | Output::Ping));
+    }
+
     /// Latches `error` (offering it to the inbox) and stops the loop.
     fn halt(&mut self, error: SenderError) {
         self.errors.latch_terminal(error);
@@ -545,6 +556,7 @@ impl Engine {
         if let Conn::Up(session) = &self.conn {
             self.counters.replayed_before += session.replayed();
         }
+        self.discard_queued_sends();
         if self.conn.has_socket() {
             self.queue
                 .push_back(Output::CloseConnection { code: CLOSE_NORMAL });
@@ -576,6 +588,7 @@ impl Engine {
                             if let Conn::Up(session) = &self.conn {
                                 self.counters.replayed_before += session.replayed();
                             }
+                            self.discard_queued_sends();
                             self.conn = Conn::Halted;
                         }
                     }
@@ -880,6 +893,7 @@ impl Engine {
         if let Conn::Up(session) = &self.conn {
             self.counters.replayed_before += session.replayed();
         }
+        self.discard_queued_sends();
         if self.conn.has_socket() {
             self.queue
                 .push_back(Output::CloseConnection { code: CLOSE_NORMAL });
