@@ -1,6 +1,8 @@
 //! The upgrade decision: path, injected rejects, auth, version negotiation
 //! and the durable-ACK echo, as one pure function of the request.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use qwp_proto::upgrade::{
     accept_headers, durable_ack_requested, HEADER_MAX_VERSION, HEADER_ROLE, HEADER_VERSION,
     PATH_API_V4_WRITE, PATH_WRITE_V4,
@@ -143,8 +145,9 @@ fn authorized(req: &Request, auth: &Auth) -> bool {
     match auth {
         Auth::Basic { username, password } => {
             scheme.eq_ignore_ascii_case("Basic")
-                && crate::base64::decode(credentials)
-                    .is_some_and(|d| d == format!("{username}:{password}").as_bytes())
+                && STANDARD
+                    .decode(credentials)
+                    .is_ok_and(|d| d == format!("{username}:{password}").as_bytes())
         }
         Auth::Bearer { token } => scheme.eq_ignore_ascii_case("Bearer") && credentials == token,
     }

@@ -26,7 +26,6 @@
 //! switches and their counters), [`json`] (the JSONL row format).
 #![forbid(unsafe_code)]
 
-mod base64;
 pub mod config;
 mod connection;
 pub mod faults;

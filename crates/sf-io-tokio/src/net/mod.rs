@@ -45,7 +45,6 @@
 //! Nothing here retries, backs off, or decides what a status or close code
 //! means; those decisions are the core's.
 
-mod base64;
 mod connect;
 mod connection;
 mod settings;

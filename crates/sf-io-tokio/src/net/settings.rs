@@ -2,6 +2,8 @@
 //! upgrade request headers (QWP and auth), the TLS configuration and the
 //! `auth_timeout_ms` bound, checked and built once from a [`Config`].
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use core::time::Duration;
 
 use qwp_proto::upgrade::{self, UpgradeError};
@@ -9,7 +11,6 @@ use sf_core::config::{Auth, Config, Transport};
 use tokio_tungstenite::tungstenite::http::header::{self, HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::base64;
 use super::tls::{TlsSetup, TlsSetupError};
 
 /// Why [`ConnectSettings`] could not be built from a configuration.
@@ -130,7 +131,7 @@ fn authorization(auth: &Auth) -> Result<Option<HeaderValue>, CredentialsError> {
             check_no_controls(username, "username")?;
             check_no_controls(password.expose(), "password")?;
             let credentials = format!("{username}:{}", password.expose());
-            format!("Basic {}", base64::encode(credentials.as_bytes()))
+            format!("Basic {}", STANDARD.encode(credentials.as_bytes()))
         }
         Auth::Bearer { token } => {
             // Sent verbatim, so it must be visible ASCII (RFC 6750's
@@ -182,7 +183,7 @@ mod tests {
         let s = from_conf("ws::addr=h;username=jürgen;password=pässword;").unwrap();
         assert_eq!(
             header(&s, "authorization").unwrap().as_bytes(),
-            format!("Basic {}", base64::encode("jürgen:pässword".as_bytes())).as_bytes()
+            format!("Basic {}", STANDARD.encode("jürgen:pässword".as_bytes())).as_bytes()
         );
     }
 
