@@ -119,49 +119,55 @@ impl Buffers {
 fn bench_full_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("storage");
     group.throughput(Throughput::Elements(1));
-    let config = StorageConfig {
-        spares: 2,
-        ..StorageConfig::memory()
-    };
-    let now = Instant::ZERO;
-    let mut s = Storage::open(config, RecoveredSlot::empty(), now).expect("open");
-    let mut bufs = Buffers::default();
-    bufs.serve(&mut s, now);
-    let payload = vec![0x5au8; 512];
-    let mut n: u64 = 0;
-    group.bench_function("full_append_512B_warm", |b| {
-        b.iter(|| {
-            match s.begin_append(now, black_box(payload.len() as u64)) {
-                Ok(AppendDecision::Place(p)) => {
-                    let buf = bufs
-                        .live
-                        .get_mut(&p.gen.get())
-                        .expect("placed in a live segment");
-                    if let Some(h) = p.header {
-                        let h = SegmentHeader::new(h.base_fsn, 0).expect("header").encode();
-                        buf[..h.len()].copy_from_slice(&h);
+    for (name, reclaim_min_bytes) in [
+        ("full_append_512B_warm_files_default_reclaim0", 0),
+        ("full_append_512B_warm_memory_default_noreclaim", u64::MAX),
+    ] {
+        let config = StorageConfig {
+            spares: 2,
+            reclaim_min_bytes,
+            ..StorageConfig::memory()
+        };
+        let now = Instant::ZERO;
+        let mut s = Storage::open(config, RecoveredSlot::empty(), now).expect("open");
+        let mut bufs = Buffers::default();
+        bufs.serve(&mut s, now);
+        let payload = vec![0x5au8; 512];
+        let mut n: u64 = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                match s.begin_append(now, black_box(payload.len() as u64)) {
+                    Ok(AppendDecision::Place(p)) => {
+                        let buf = bufs
+                            .live
+                            .get_mut(&p.gen.get())
+                            .expect("placed in a live segment");
+                        if let Some(h) = p.header {
+                            let h = SegmentHeader::new(h.base_fsn, 0).expect("header").encode();
+                            buf[..h.len()].copy_from_slice(&h);
+                        }
+                        let r = write_frame(buf, p.offset as usize, black_box(&payload));
+                        let _ = black_box(
+                            s.commit_append(
+                                now,
+                                p,
+                                r.map(|_| ())
+                                    .map_err(|_| sf_core::storage::IoFailure::Io { os_code: None }),
+                            ),
+                        );
                     }
-                    let r = write_frame(buf, p.offset as usize, black_box(&payload));
-                    let _ = black_box(
-                        s.commit_append(
-                            now,
-                            p,
-                            r.map(|_| ())
-                                .map_err(|_| sf_core::storage::IoFailure::Io { os_code: None }),
-                        ),
-                    );
+                    _ => bufs.serve(&mut s, now),
                 }
-                _ => bufs.serve(&mut s, now),
-            }
-            n += 1;
-            if n.is_multiple_of(64) {
-                if let Some(p) = s.published_fsn() {
-                    s.acknowledge(now, p);
+                n += 1;
+                if n.is_multiple_of(64) {
+                    if let Some(p) = s.published_fsn() {
+                        s.acknowledge(now, p);
+                    }
+                    bufs.serve(&mut s, now);
                 }
-                bufs.serve(&mut s, now);
-            }
-        })
-    });
+            })
+        });
+    }
     group.finish();
 }
 

@@ -8,10 +8,10 @@ use qwp_proto::status::ErrorCategory;
 
 use crate::ack::{AckError, InFlightWindow};
 use crate::backoff::{BackoffConfig, BackoffConfigError};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::errors::{ErrorConfigError, ErrorPolicies, DEFAULT_ERROR_INBOX_CAPACITY};
 use crate::reconnect::InitialConnectRetry;
-use crate::storage::{Backing, StorageConfig};
+use crate::storage::StorageConfig;
 
 /// `auth_timeout_ms` default: how long one connect (TCP, TLS, upgrade) may
 /// take before the host counts as failed (failover.md §7).
@@ -122,26 +122,22 @@ impl TryFrom<&Config> for EngineConfig {
     /// orphan draining) belong to the adapter.
     fn try_from(c: &Config) -> Result<EngineConfig, EngineConfigError> {
         let s = c.storage();
+        let defaults = if s.is_memory_mode() {
+            StorageConfig::memory()
+        } else {
+            StorageConfig::files()
+        };
         let storage = StorageConfig {
-            backing: if s.is_memory_mode() {
-                Backing::Memory
-            } else {
-                Backing::Files
-            },
             segment_bytes: s.sf_max_bytes,
             max_total_bytes: s.sf_max_total_bytes,
             append_deadline: s.append_deadline,
             durability: s.durability,
-            ..StorageConfig::files()
+            ..defaults
         };
         let hosts = NonZeroUsize::new(c.addrs().len()).ok_or(EngineConfigError::NoHosts)?;
         let r = c.reconnect();
         let backoff = BackoffConfig::new(r.initial_backoff, r.max_backoff, r.max_outage)?;
-        let initial_connect_retry = match r.initial_connect_retry {
-            config::InitialConnectRetry::Off => InitialConnectRetry::Off,
-            config::InitialConnectRetry::On => InitialConnectRetry::On,
-            config::InitialConnectRetry::Async => InitialConnectRetry::Async,
-        };
+        let initial_connect_retry = r.initial_connect_retry;
         let e = c.errors();
         let mut error_policies = ErrorPolicies::new();
         if let Some(p) = e.on_server_error {
@@ -213,7 +209,7 @@ mod tests {
         let parsed = Config::from_conf(conf).expect("valid connect string");
         let c = EngineConfig::try_from(&parsed).expect("maps");
         assert_eq!(c.hosts.get(), 2);
-        assert_eq!(c.storage.backing, Backing::Files);
+        assert_eq!(c.storage.backing, crate::storage::Backing::Files);
         assert_eq!(c.storage.segment_bytes, 1 << 20);
         assert_eq!(c.storage.max_total_bytes, 8 << 20);
         assert_eq!(c.storage.durability, DurabilityMode::Flush);
@@ -242,7 +238,7 @@ mod tests {
     fn memory_mode_without_sf_dir() {
         let parsed = Config::from_conf("ws::addr=h:9000;").expect("valid");
         let c = EngineConfig::try_from(&parsed).expect("maps");
-        assert_eq!(c.storage.backing, Backing::Memory);
+        assert_eq!(c.storage.backing, crate::storage::Backing::Memory);
         assert_eq!(c.close_flush_timeout, Some(DEFAULT_CLOSE_FLUSH_TIMEOUT));
     }
 }
