@@ -17,6 +17,7 @@ pub mod backoff;
 pub mod config;
 pub mod durability;
 pub mod durable_ack;
+pub mod engine;
 pub mod errors;
 pub mod hosts;
 pub mod ids;

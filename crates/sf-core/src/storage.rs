@@ -140,7 +140,13 @@ pub struct StorageConfig {
     /// A fully acknowledged active segment is reclaimed before it is full
     /// once it holds at least this many frame bytes (S5). 0 reclaims it as
     /// soon as it is fully acknowledged; a full segment is always reclaimed
-    /// at rotation regardless.
+    /// at rotation regardless, so a cap of one segment never deadlocks.
+    ///
+    /// Files default to 0: S5's point is that a restart must not replay
+    /// acknowledged frames. Memory defaults to `u64::MAX`: nothing survives
+    /// a restart there, and an early reclaim costs a fresh segment every time
+    /// acknowledgements catch up (the `append` bench measures 700 ns per
+    /// 512-byte append with it against 106 ns without).
     pub reclaim_min_bytes: u64,
 }
 
@@ -174,6 +180,7 @@ impl StorageConfig {
         StorageConfig {
             backing: Backing::Memory,
             max_total_bytes: DEFAULT_MAX_TOTAL_BYTES_MEMORY,
+            reclaim_min_bytes: u64::MAX,
             ..StorageConfig::files()
         }
     }

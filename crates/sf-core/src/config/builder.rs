@@ -619,22 +619,8 @@ fn policy(key: &str, value: &str) -> Result<ErrorPolicy, ConfigError> {
     }
 }
 
-/// Longest `sender_id`: a directory name on common file systems.
-const MAX_SENDER_ID_LEN: usize = 255;
-
-/// A `sender_id` names one directory directly under `sf_dir`: it must not be
-/// able to point anywhere else.
 fn check_sender_id(v: &str) -> Result<(), ConfigError> {
-    let reason = if v.contains('/') || v.contains('\\') {
-        Some("it must be a single directory name, without `/` or `\\`")
-    } else if v.contains("..") || v == "." {
-        Some("`.` and `..` could point outside `sf_dir`")
-    } else if v.len() > MAX_SENDER_ID_LEN {
-        Some("it is longer than 255 bytes")
-    } else {
-        None
-    };
-    match reason {
+    match super::sender_id_problem(v) {
         Some(reason) => Err(ConfigError::InvalidSenderId {
             value: v.to_owned(),
             reason,

@@ -297,6 +297,28 @@ impl StorageConfig {
     }
 }
 
+/// Longest `sender_id`: a directory name on common file systems.
+pub const MAX_SENDER_ID_LEN: usize = 255;
+
+/// Why `sender_id` cannot name a slot directory directly under `sf_dir`, or
+/// `None` when it can (sf-client §4.6). The one rule for every place that
+/// turns a sender id into a path: the connect string and the slot lock.
+pub fn sender_id_problem(v: &str) -> Option<&'static str> {
+    if v.is_empty() {
+        Some("it is empty")
+    } else if v.contains(['/', '\\']) {
+        Some("it must be a single directory name, without `/` or `\\`")
+    } else if v.contains("..") || v == "." {
+        Some("`.` and `..` could point outside `sf_dir`")
+    } else if v.contains('\0') {
+        Some("it contains a NUL byte")
+    } else if v.len() > MAX_SENDER_ID_LEN {
+        Some("it is longer than 255 bytes")
+    } else {
+        None
+    }
+}
+
 /// Reconnect, backoff and connection timeouts (sf-client §4.2, failover.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconnectConfig {

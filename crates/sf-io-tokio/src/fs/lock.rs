@@ -148,21 +148,10 @@ fn write_pid(slot_dir: &Path) -> Result<(), FsError> {
         .map_err(|e| FsError::io(FsOp::Write, &path, e))
 }
 
-/// A sender id names one directory under `sf_dir`: never empty, never a
-/// path (sf-client §4.6), never `.` or `..`.
+/// A sender id names one directory under `sf_dir` (the connect string's
+/// rule, applied again for callers that did not come through a `Config`).
 fn check_sender_id(sender_id: &str) -> Result<(), LockError> {
-    let why = if sender_id.is_empty() {
-        Some("it is empty")
-    } else if sender_id.contains(['/', '\\']) {
-        Some("it contains a path separator")
-    } else if sender_id == "." || sender_id == ".." {
-        Some("it names a directory itself")
-    } else if sender_id.contains('\0') {
-        Some("it contains a NUL byte")
-    } else {
-        None
-    };
-    match why {
+    match sf_core::config::sender_id_problem(sender_id) {
         Some(why) => Err(LockError::InvalidSenderId {
             sender_id: sender_id.to_string(),
             why,

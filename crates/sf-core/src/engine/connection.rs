@@ -1,0 +1,107 @@
+//! The connection half's state: one value per phase, so a frame can only be
+//! sent with a wire mapping in hand and a durable tracker only exists while a
+//! connection does (sf-client §10.3: reconnect drops all durable tracking).
+
+use crate::ack::WireMapping;
+use crate::durable_ack::DurableAckTracker;
+use crate::Instant;
+
+/// One live WebSocket connection (after an accepted upgrade).
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// The `addr` index this connection went to.
+    pub host: usize,
+    /// FSN ↔ wire sequence, in-flight window, OK progress (W1, W2).
+    pub mapping: WireMapping,
+    /// Durable coverage; only fed when the trim driver is DURABLE_ACK, but
+    /// always present because the error policy takes it by reference.
+    pub durable: DurableAckTracker,
+    /// When a frame or PING last went out: the keepalive clock (§11).
+    pub last_send_or_ping: Instant,
+    /// At most this many of the mapping's replays are re-sends (`None`:
+    /// all of them).
+    pub replay_cap: Option<u64>,
+}
+
+impl Session {
+    /// Frames this connection re-sent.
+    pub(crate) fn replayed(&self) -> u64 {
+        let n = self.mapping.frames_replayed();
+        self.replay_cap.map_or(n, |cap| n.min(cap))
+    }
+}
+
+/// Where the connection half is.
+#[derive(Debug, Clone)]
+pub(crate) enum Conn {
+    /// No connection; the reconnect loop decides what is next. `sleep_until`
+    /// is the round-boundary backoff, if one is being paid.
+    Down {
+        /// When the reconnect loop wants to be asked again.
+        sleep_until: Option<Instant>,
+    },
+    /// A connect to `host` is in flight; it fails at `deadline` unless the
+    /// adapter reports first.
+    Connecting {
+        /// The `addr` index.
+        host: usize,
+        /// `connect_timeout` after the connect was asked for.
+        deadline: Instant,
+    },
+    /// Connected and pumping frames.
+    Up(Box<Session>),
+    /// A terminal error is latched: no more connects, no more sends.
+    Halted,
+    /// `close()` finished: everything is released.
+    Released,
+}
+
+/// The connection half's phase, as observers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// No connection and no connect in flight; `sleep_until` is the backoff
+    /// being paid, if any.
+    Down {
+        /// When the next connect is due.
+        sleep_until: Option<Instant>,
+    },
+    /// A connect to `host` is in flight.
+    Connecting {
+        /// The `addr` index.
+        host: usize,
+    },
+    /// Connected to `host`.
+    Connected {
+        /// The `addr` index.
+        host: usize,
+        /// Whether DURABLE_ACK drives trim on this connection.
+        durable_ack: bool,
+    },
+    /// Halted by a terminal error.
+    Halted,
+    /// Closed and released.
+    Released,
+}
+
+impl Conn {
+    /// The observable phase.
+    pub(crate) fn state(&self) -> ConnectionState {
+        match self {
+            Conn::Down { sleep_until } => ConnectionState::Down {
+                sleep_until: *sleep_until,
+            },
+            Conn::Connecting { host, .. } => ConnectionState::Connecting { host: *host },
+            Conn::Up(s) => ConnectionState::Connected {
+                host: s.host,
+                durable_ack: s.mapping.driver() == crate::ack::TrimDriver::DurableAck,
+            },
+            Conn::Halted => ConnectionState::Halted,
+            Conn::Released => ConnectionState::Released,
+        }
+    }
+
+    /// Whether the adapter holds a socket (or a socket attempt) for us.
+    pub(crate) fn has_socket(&self) -> bool {
+        matches!(self, Conn::Connecting { .. } | Conn::Up(_))
+    }
+}
