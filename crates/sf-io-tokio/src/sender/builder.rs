@@ -2,19 +2,15 @@
 //! engine's configuration, the slot opened, the handlers installed, and the
 //! I/O task started on the caller's runtime or on its own thread.
 
-use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 
 use qwp_proto::encoder::{EncoderConfig, MessageBuilder};
-use sf_core::ack::InFlightWindow;
-use sf_core::backoff::BackoffConfig;
 use sf_core::config::Config;
 use sf_core::engine::{Engine, EngineConfig};
 use sf_core::reconnect::InitialConnectRetry;
 use sf_core::recovery::RecoveredSlot;
 use sf_core::ring::SegmentName;
-use sf_core::storage::{Backing, StorageConfig};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::callbacks::{spawn_dispatcher, ErrorHandler, ProgressHandler};
@@ -237,41 +233,15 @@ fn jitter_seed() -> u64 {
     t ^ (u64::from(std::process::id()) << 32)
 }
 
-/// The engine's configuration for a connect string's [`Config`].
+/// The engine's configuration for a connect string's [`Config`]: the
+/// core's own mapping, with the connect bound widened to the whole attempt.
 pub fn engine_config(config: &Config) -> Result<EngineConfig> {
-    let s = config.storage();
-    let storage = StorageConfig {
-        backing: if s.is_memory_mode() {
-            Backing::Memory
-        } else {
-            Backing::Files
-        },
-        segment_bytes: s.sf_max_bytes,
-        max_total_bytes: s.sf_max_total_bytes,
-        append_deadline: s.append_deadline,
-        durability: s.durability,
-        spares: 1,
-        reclaim_min_bytes: 0,
-    };
-    let hosts = NonZeroUsize::new(config.addrs().len())
-        .ok_or_else(|| Error::InvalidConfig("no addr entry".into()))?;
-    let mut e = EngineConfig::new(storage, hosts);
-    let r = config.reconnect();
-    e.backoff = BackoffConfig::new(r.initial_backoff, r.max_backoff, r.max_outage)
-        .map_err(|err| Error::InvalidConfig(err.to_string()))?;
-    e.initial_connect_retry = r.initial_connect_retry;
+    let mut e =
+        EngineConfig::try_from(config).map_err(|err| Error::InvalidConfig(err.to_string()))?;
     // The net layer bounds the upgrade by `auth_timeout_ms` and the TLS
     // handshake by its own 5 s; the engine's bound covers the whole attempt
     // so the typed failure from the net layer normally arrives first.
-    e.connect_timeout = r.auth_timeout + TLS_HANDSHAKE_TIMEOUT;
-    e.ack_timeout = r.ack_timeout;
-    e.in_flight_window = InFlightWindow::new(config.limits().in_flight_window)
-        .map_err(|err| Error::InvalidConfig(err.to_string()))?;
-    e.request_durable_ack = config.durable_ack().request;
-    e.keepalive_interval = config.durable_ack().keepalive_interval;
-    e.close_flush_timeout = config.close_flush_timeout();
-    e.error_policies = config.errors().policies();
-    e.error_inbox_capacity = config.errors().inbox_capacity as usize;
+    e.connect_timeout = config.reconnect().auth_timeout + TLS_HANDSHAKE_TIMEOUT;
     Ok(e)
 }
 
@@ -279,6 +249,7 @@ pub fn engine_config(config: &Config) -> Result<EngineConfig> {
 mod tests {
     use super::*;
     use sf_core::durability::DurabilityMode;
+    use sf_core::storage::Backing;
     use std::time::Duration;
 
     #[test]
