@@ -210,6 +210,11 @@ impl Driver {
                     }
                     Action::Close { code } => {
                         connecting = None;
+                        // The engine has moved on from that socket: a
+                        // failure seen on it in this batch must not be
+                        // reported, or it would count against the next
+                        // connection.
+                        pending_inputs.retain(|i| !matches!(i, OwnedInput::Disconnected { .. }));
                         if let Some(mut l) = link.take() {
                             // Closing must not hold up the loop: a peer
                             // that stopped reading would stall it.
