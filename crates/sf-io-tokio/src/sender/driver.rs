@@ -94,11 +94,75 @@ enum Action {
     },
 }
 
-/// A connection's two halves.
+/// A live connection: its receiving half, polled by the loop, and the
+/// queue of its writer task.
 struct Link {
-    host: usize,
-    tx: FrameSender,
+    /// Distinguishes this connection's failures from a previous one's.
+    id: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
     rx: EventReceiver,
+}
+
+/// What the writer task of a connection sends, in order.
+enum Outgoing {
+    Frame {
+        fsn: Fsn,
+        reader: Option<SegmentReader>,
+        offset: u64,
+    },
+    Ping,
+    Close(u16),
+}
+
+/// Starts the writer of connection `id`: sends run there, so a peer that
+/// stops reading never blocks the loop (W5: the engine's deadlines keep
+/// firing), and frames are read below the published end without the lock
+/// and copied once, into the message. A failure is reported once on
+/// `failures`; dropping the queue ends the task.
+fn spawn_writer(
+    id: u64,
+    mut tx: FrameSender,
+    failures: mpsc::UnboundedSender<(u64, String)>,
+) -> mpsc::UnboundedSender<Outgoing> {
+    let (out, mut queue) = mpsc::unbounded_channel::<Outgoing>();
+    tokio::spawn(async move {
+        while let Some(item) = queue.recv().await {
+            let failure = match item {
+                Outgoing::Frame {
+                    fsn,
+                    reader,
+                    offset,
+                } => match reader.as_ref().map(|r| r.read_frame(offset)) {
+                    Some(Ok(payload)) => match tx.send_frame(payload).await {
+                        Ok(()) => None,
+                        Err(e) => Some(format!("send failed: {e}")),
+                    },
+                    // The bytes the engine published cannot be read back:
+                    // the connection cannot carry on in FSN order. Drop
+                    // it; the engine decides what next.
+                    Some(Err(e)) => {
+                        error!(%fsn, error = %e, "frame to send is unreadable");
+                        Some(format!("frame {fsn} unreadable: {e}"))
+                    }
+                    None => {
+                        error!(%fsn, "frame to send is in no segment held");
+                        Some(format!("frame {fsn} is in no segment held"))
+                    }
+                },
+                Outgoing::Ping => tx.ping().await.err().map(|e| format!("ping failed: {e}")),
+                Outgoing::Close(code) => {
+                    let _ = tx.close(code, "").await;
+                    return;
+                }
+            };
+            if let Some(reason) = failure {
+                let _ = tx.close(sf_core::engine::CLOSE_GOING_AWAY, "").await;
+                let _ = failures.send((id, reason));
+                return;
+            }
+        }
+    });
+    out
 }
 
 /// The reconnect logging rule: one WARN per outage, not per attempt.
@@ -113,6 +177,8 @@ impl Driver {
     pub(crate) async fn run(mut self) {
         let (io_tx, mut io_rx) = mpsc::unbounded_channel::<(IoId, IoOutcome)>();
         let mut link: Option<Link> = None;
+        let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<(u64, String)>();
+        let mut next_link_id = 0u64;
         let mut connecting: Option<ConnectFuture> = None;
         let mut outage = OutageLog::default();
         let watermark = self
@@ -162,66 +228,26 @@ impl Driver {
                         reader,
                         offset,
                     } => {
-                        let Some(l) = link.as_mut() else {
-                            continue;
-                        };
-                        let frame = reader.as_ref().map(|r| r.read_frame(offset));
-                        let failure = match frame {
-                            Some(Ok(payload)) => match l.tx.send_frame(payload).await {
-                                Ok(()) => None,
-                                Err(e) => Some(format!("send failed: {e}")),
-                            },
-                            // The bytes the engine published cannot be read
-                            // back: the connection cannot carry on in FSN
-                            // order. Drop it; the engine decides what next.
-                            Some(Err(e)) => {
-                                error!(%fsn, error = %e, "frame to send is unreadable");
-                                Some(format!("frame {fsn} unreadable: {e}"))
-                            }
-                            None => {
-                                error!(%fsn, "frame to send is in no segment held");
-                                Some(format!("frame {fsn} is in no segment held"))
-                            }
-                        };
-                        if let Some(reason) = failure {
-                            if let Some(mut l) = link.take() {
-                                tokio::spawn(async move {
-                                    let _ = l.tx.close(sf_core::engine::CLOSE_GOING_AWAY, "").await;
-                                });
-                            }
-                            outage.lost(&reason);
-                            pending_inputs.push(OwnedInput::Disconnected {
-                                close_code: None,
-                                reason,
+                        if let Some(l) = link.as_ref() {
+                            let _ = l.out.send(Outgoing::Frame {
+                                fsn,
+                                reader,
+                                offset,
                             });
                         }
                     }
                     Action::Ping => {
-                        if let Some(l) = link.as_mut() {
-                            if let Err(e) = l.tx.ping().await {
-                                link = None;
-                                outage.lost(&format!("ping failed: {e}"));
-                                pending_inputs.push(OwnedInput::Disconnected {
-                                    close_code: None,
-                                    reason: e.to_string(),
-                                });
-                            }
+                        if let Some(l) = link.as_ref() {
+                            let _ = l.out.send(Outgoing::Ping);
                         }
                     }
                     Action::Close { code } => {
                         connecting = None;
-                        // The engine has moved on from that socket: a
-                        // failure seen on it in this batch must not be
-                        // reported, or it would count against the next
-                        // connection.
-                        pending_inputs.retain(|i| !matches!(i, OwnedInput::Disconnected { .. }));
-                        if let Some(mut l) = link.take() {
-                            // Closing must not hold up the loop: a peer
-                            // that stopped reading would stall it.
-                            tokio::spawn(async move {
-                                let _ = l.tx.close(code, "").await;
-                                drop(l.rx);
-                            });
+                        // The engine has moved on from that socket: nothing
+                        // more is reported about it (its writer's failure,
+                        // if any, carries a stale id and is ignored).
+                        if let Some(l) = link.take() {
+                            let _ = l.out.send(Outgoing::Close(code));
                         }
                     }
                     Action::Create { id, gen, size } => {
@@ -377,6 +403,13 @@ impl Driver {
                         pending_inputs.push(OwnedInput::Io { id, outcome });
                     }
                 }
+                Some((id, reason)) = fail_rx.recv() => {
+                    if link.as_ref().is_some_and(|l| l.id == id) {
+                        link = None;
+                        outage.lost(&reason);
+                        pending_inputs.push(OwnedInput::Disconnected { close_code: None, reason });
+                    }
+                }
                 event = next_event(&mut link) => {
                     match event {
                         NetEvent::Received(bytes) => pending_inputs.push(OwnedInput::Received(bytes.to_vec())),
@@ -393,7 +426,9 @@ impl Driver {
                     match result {
                         Ok(UpgradeResult::Switched { response, connection }) => {
                             let (tx, rx) = connection.split();
-                            link = Some(Link { host, tx, rx });
+                            next_link_id += 1;
+                            let out = spawn_writer(next_link_id, tx, fail_tx.clone());
+                            link = Some(Link { id: next_link_id, out, rx });
                             pending_inputs.push(OwnedInput::Connected { host, status: response.status, headers: response.headers });
                         }
                         Ok(UpgradeResult::Rejected(response)) => {
@@ -409,9 +444,6 @@ impl Driver {
                     pending_inputs.push(OwnedInput::Timeout);
                 }
             }
-            // A `Connected` that the engine accepts ends the outage; check
-            // after feeding, in `drain_outputs`, through the state.
-            let _ = link.as_ref().map(|l| l.host);
         }
         drop(link);
         drop(connecting);
