@@ -40,8 +40,12 @@ impl Clock {
     }
 
     /// The wall-clock instant of an engine instant (for timers and waits).
+    /// A deadline too far to represent (a saturated engine instant) maps to
+    /// a year from now: far enough to mean "never", without overflowing.
     pub(crate) fn to_std(self, at: Instant) -> std::time::Instant {
-        self.origin + Duration::from_nanos(at.as_nanos())
+        self.origin
+            .checked_add(Duration::from_nanos(at.as_nanos()))
+            .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(365 * 86_400))
     }
 }
 
@@ -177,5 +181,18 @@ impl Shared {
     /// A receiver for async waits.
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.epoch.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_instants_map_onto_the_monotonic_clock_even_when_saturated() {
+        let c = Clock::new();
+        let far = c.to_std(Instant(u64::MAX));
+        assert!(far > std::time::Instant::now());
+        assert!(c.to_std(c.now()) <= std::time::Instant::now());
     }
 }
