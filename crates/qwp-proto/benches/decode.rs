@@ -69,6 +69,14 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The same decode, reported as bytes per second.
+    let mut g = c.benchmark_group("decode_bytes");
+    g.throughput(Throughput::Bytes(msg.len() as u64));
+    g.bench_function("reference_1000_rows_standalone", |b| {
+        b.iter(|| decode(std::hint::black_box(&msg)).unwrap())
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);
