@@ -221,6 +221,12 @@ impl Sender {
     }
 
     /// Ends the row with a designated timestamp in microseconds.
+    ///
+    /// A row that would make the batch exceed the largest frame this
+    /// configuration can store is refused with `EncodeError::BatchFull`
+    /// and leaves no trace; the rows already pending are kept, so
+    /// `flush()` and writing the row again recovers. Auto-flush by rows or
+    /// bytes keeps batches below that limit.
     pub fn at_micros(&mut self, ts: i64) -> Result<()> {
         self.encoder.at_micros(ts)?;
         self.row_done()
