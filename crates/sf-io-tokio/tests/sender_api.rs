@@ -215,3 +215,32 @@ async fn s6_append_at_the_cap_fails_after_its_deadline_naming_the_wire_state() {
     assert_eq!(s.counters().published_fsn, before.published_fsn, "S7");
     s.close().unwrap();
 }
+
+/// A row that would overflow the frame limit is refused without a trace;
+/// flushing and writing it again delivers every row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_over_the_frame_limit_is_refused_and_recoverable() {
+    let srv = server(ServerConfig::local()).await;
+    let mut s = Sender::from_conf(&conf(
+        &srv,
+        "auto_flush=off;init_buf_size=1024;max_buf_size=2048;",
+    ))
+    .unwrap();
+    let mut n = 0i64;
+    let refused_at = loop {
+        s.table("t").unwrap().column_i64("n", n).unwrap();
+        match s.at_micros(1_000_000 + n) {
+            Ok(()) => n += 1,
+            Err(Error::Encode(qwp_proto::encoder::EncodeError::BatchFull { .. })) => break n,
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert!(n < 10_000, "the frame limit never applied");
+    };
+    assert_eq!(s.pending_rows() as i64, refused_at);
+    s.flush().unwrap();
+    s.table("t").unwrap().column_i64("n", refused_at).unwrap();
+    s.at_micros(1_000_000 + refused_at).unwrap();
+    s.close().unwrap();
+    let ns: Vec<i64> = server_ns(&srv, "t");
+    assert_eq!(ns, (0..=refused_at).collect::<Vec<_>>());
+}
