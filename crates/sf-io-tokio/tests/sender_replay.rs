@@ -170,3 +170,31 @@ async fn w1_connection_drops_every_third_message_all_rows_arrive() {
     assert!(s.counters().total_reconnects_succeeded >= 3);
     s.close().unwrap();
 }
+
+/// C2 + W5: a quiet server (OKs withheld) cannot hold close() beyond
+/// `close_flush_timeout_millis`; the slot is released and the unacked
+/// frame is replayed by the next sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_close_drain_ends_at_its_deadline_when_the_server_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local().with_faults(Faults {
+        ok_delivery: OkDelivery::Withhold,
+        ..Faults::default()
+    }))
+    .await;
+    let c = sf_conf(&srv, dir.path(), "close_flush_timeout_millis=50;");
+    let mut s = Sender::from_conf(&c).unwrap();
+    write_rows(&mut s, "t", 0, 10);
+    let f = s.flush().unwrap().unwrap();
+    srv.wait_for(WAIT, |st| st.oks_withheld >= 1).await.unwrap();
+    s.close().unwrap();
+
+    srv.set_faults(Faults::default()).unwrap();
+    let s2 = Sender::from_conf(&c).unwrap();
+    s2.wait_acked(f, WAIT).unwrap();
+    s2.close().unwrap();
+    assert_eq!(
+        counts(&server_ns(&srv, "t")).values().copied().max(),
+        Some(2)
+    );
+}
