@@ -8,8 +8,11 @@
 //! - [`net`]: a tokio-tungstenite WebSocket connection (TCP and TLS) with the
 //!   QWP upgrade headers.
 //!
-//! The public `Sender` built from a connect string joins them with
-//! `sf_core`'s engine (arriving with the sf-io-tokio issue).
+//! - [`sender`]: the public [`Sender`] built from a connect string, which
+//!   joins them with `sf_core`'s engine.
 
 pub mod fs;
 pub mod net;
+pub mod sender;
+
+pub use sender::{Counters, Error, Sender, SenderBuilder};
