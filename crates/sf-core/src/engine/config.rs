@@ -4,8 +4,6 @@
 use core::num::NonZeroUsize;
 use core::time::Duration;
 
-use qwp_proto::status::ErrorCategory;
-
 use crate::ack::{AckError, InFlightWindow};
 use crate::backoff::{BackoffConfig, BackoffConfigError};
 use crate::config::Config;
@@ -139,22 +137,7 @@ impl TryFrom<&Config> for EngineConfig {
         let backoff = BackoffConfig::new(r.initial_backoff, r.max_backoff, r.max_outage)?;
         let initial_connect_retry = r.initial_connect_retry;
         let e = c.errors();
-        let mut error_policies = ErrorPolicies::new();
-        if let Some(p) = e.on_server_error {
-            error_policies.set_server_default(p);
-        }
-        let per_category = [
-            (ErrorCategory::SchemaMismatch, e.on_schema_error),
-            (ErrorCategory::ParseError, e.on_parse_error),
-            (ErrorCategory::InternalError, e.on_internal_error),
-            (ErrorCategory::SecurityError, e.on_security_error),
-            (ErrorCategory::WriteError, e.on_write_error),
-        ];
-        for (category, policy) in per_category {
-            if let Some(p) = policy {
-                error_policies.set(category, p)?;
-            }
-        }
+        let error_policies = e.policies();
         Ok(EngineConfig {
             storage,
             hosts,
@@ -177,7 +160,7 @@ impl TryFrom<&Config> for EngineConfig {
 mod tests {
     use super::*;
     use crate::durability::DurabilityMode;
-    use qwp_proto::status::ErrorPolicy;
+    use qwp_proto::status::{ErrorCategory, ErrorPolicy};
 
     #[test]
     fn defaults_follow_the_spec() {

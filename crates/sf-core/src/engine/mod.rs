@@ -551,8 +551,9 @@ impl Engine {
         self.stop_loop();
     }
 
-    /// Stops the loop after a latch: closes whatever socket is open.
-    fn stop_loop(&mut self) {
+    /// Closes whatever socket is open (keeping the replay count of its
+    /// session) and drops the sends queued for it.
+    fn close_socket(&mut self) {
         if let Conn::Up(session) = &self.conn {
             self.counters.replayed_before += session.replayed();
         }
@@ -561,6 +562,11 @@ impl Engine {
             self.queue
                 .push_back(Output::CloseConnection { code: CLOSE_NORMAL });
         }
+    }
+
+    /// Stops the loop after a latch: closes whatever socket is open.
+    fn stop_loop(&mut self) {
+        self.close_socket();
         if !matches!(self.conn, Conn::Released) {
             self.conn = Conn::Halted;
         }
@@ -890,14 +896,7 @@ impl Engine {
                     published: self.storage.published_fsn(),
                 }));
         }
-        if let Conn::Up(session) = &self.conn {
-            self.counters.replayed_before += session.replayed();
-        }
-        self.discard_queued_sends();
-        if self.conn.has_socket() {
-            self.queue
-                .push_back(Output::CloseConnection { code: CLOSE_NORMAL });
-        }
+        self.close_socket();
         self.conn = Conn::Released;
         while let Some(e) = self.errors.inbox().pop() {
             self.queue.push_back(Output::Notify(e));
