@@ -1,0 +1,153 @@
+//! End-to-end loopback ingest, memory mode versus `sf_dir` (memory
+//! durability), against the in-process reference server (DESIGN §7: sf_dir
+//! at ≥ 90% of memory-mode throughput). A plain `main` so the rounds of the
+//! modes can alternate (the machine is shared; alternating spreads its
+//! noise over every mode) and so the segment churn can be printed next to
+//! the rate.
+//!
+//! Every round writes `ROWS` rows with the default auto-flush (1000 rows a
+//! frame), flushes, and waits until the last frame is acknowledged. For the
+//! sf_dir cases the slot directory is listed after the run: segment
+//! generations are handed out one by one, so the highest generation on disk
+//! is the number of segments created.
+//!
+//! Run: `cargo bench -p sf-io-tokio --bench sf_dir_throughput`
+//! (`E2E_ROWS=n`, `E2E_ROUNDS=n` override the defaults).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use qwp_server::{Server, ServerConfig};
+use sf_core::SegmentGen;
+use sf_io_tokio::Sender;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn row(s: &mut Sender, i: i64) {
+    s.table("bench")
+        .unwrap()
+        .symbol("sym", "abc")
+        .unwrap()
+        .column_f64("a", i as f64)
+        .unwrap()
+        .column_f64("b", 0.5)
+        .unwrap();
+    s.at_micros(1_700_000_000_000_000 + i).unwrap();
+}
+
+/// The highest segment generation in a slot directory (0 if none).
+fn highest_gen(slot: &Path) -> u64 {
+    std::fs::read_dir(slot)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| SegmentGen::parse_file_name(&e.file_name().to_string_lossy()))
+                .map(|g| g.0)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+struct Case {
+    name: String,
+    sender: Sender,
+    slot: Option<std::path::PathBuf>,
+    rates: Vec<f64>,
+    gens: Vec<u64>,
+    next: i64,
+}
+
+fn main() {
+    let rows = env("E2E_ROWS", 200_000) as i64;
+    let rounds = env("E2E_ROUNDS", 7);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(Server::bind(ServerConfig::local())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cases: Vec<Case> = Vec::new();
+    let specs: [(&str, Option<u64>); 4] = [
+        ("memory", None),
+        ("sf_dir 4 MiB segments", Some(4 << 20)),
+        ("sf_dir 1 MiB segments", Some(1 << 20)),
+        ("sf_dir 16 MiB segments", Some(16 << 20)),
+    ];
+    for (i, (name, seg)) in specs.into_iter().enumerate() {
+        let (extra, slot) = match seg {
+            None => (String::new(), None),
+            Some(bytes) => (
+                format!(
+                    "sf_dir={};sender_id=e{i};sf_max_bytes={bytes};",
+                    tmp.path().display()
+                ),
+                Some(tmp.path().join(format!("e{i}"))),
+            ),
+        };
+        let sender = Sender::from_conf(&format!("ws::addr={};{extra}", srv.local_addr())).unwrap();
+        cases.push(Case {
+            name: name.to_owned(),
+            sender,
+            slot,
+            rates: Vec::new(),
+            gens: Vec::new(),
+            next: 0,
+        });
+    }
+    // One unmeasured warm-up round each, then alternate.
+    for round in 0..=rounds {
+        for c in cases.iter_mut() {
+            let gen_before = c.slot.as_deref().map_or(0, highest_gen);
+            let started = Instant::now();
+            for _ in 0..rows {
+                c.next += 1;
+                row(&mut c.sender, c.next);
+            }
+            c.sender.flush().unwrap();
+            let f = c.sender.counters().published_fsn.unwrap();
+            c.sender.wait_acked(f, Duration::from_secs(120)).unwrap();
+            let secs = started.elapsed().as_secs_f64();
+            if round > 0 {
+                c.rates.push(rows as f64 / secs);
+                let gen_after = c.slot.as_deref().map_or(0, highest_gen);
+                c.gens.push(gen_after.saturating_sub(gen_before));
+            }
+        }
+    }
+    println!("{rows} rows per round, {rounds} rounds, auto_flush default (1000 rows/frame)");
+    println!(
+        "{:<24} {:>12} {:>12} {:>12} {:>8} {:>16}",
+        "case", "median r/s", "min r/s", "max r/s", "% mem", "segments/round"
+    );
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let mem = median(&cases[0].rates);
+    for c in cases {
+        let m = median(&c.rates);
+        let min = c.rates.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = c.rates.iter().cloned().fold(0.0, f64::max);
+        let segs = if c.slot.is_some() {
+            format!(
+                "{:.1}",
+                c.gens.iter().sum::<u64>() as f64 / c.gens.len() as f64
+            )
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{:<24} {:>12.0} {:>12.0} {:>12.0} {:>7.1}% {:>16}",
+            c.name,
+            m,
+            min,
+            max,
+            100.0 * m / mem,
+            segs
+        );
+        c.sender.close().unwrap();
+    }
+}
