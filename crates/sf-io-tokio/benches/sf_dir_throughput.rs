@@ -1,9 +1,13 @@
 //! End-to-end loopback ingest, memory mode versus `sf_dir` (memory
 //! durability), against the in-process reference server (DESIGN §7: sf_dir
-//! at ≥ 90% of memory-mode throughput). A plain `main` so the rounds of the
-//! modes can alternate (the machine is shared; alternating spreads its
-//! noise over every mode) and so the segment churn can be printed next to
+//! at ≥ 90% of memory-mode throughput). A plain `main` so the segment churn,
+//! the process CPU time and the page-cache traffic can be printed next to
 //! the rate.
+//!
+//! By default each case runs all its rounds back to back (as criterion
+//! does): alternating the cases (`E2E_ALTERNATE=1`) spreads the machine's
+//! noise evenly but also hands the kernel writeback of the sf_dir cases'
+//! dirty pages to whichever case runs next, which hides the sf_dir cost.
 //!
 //! Every round writes `ROWS` rows with the default auto-flush (1000 rows a
 //! frame), flushes, and waits until the last frame is acknowledged. For the
@@ -53,6 +57,38 @@ fn highest_gen(slot: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Process CPU time (user + system) in clock ticks, from /proc/self/stat.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5) are 12 and 13 after the comm field.
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+/// (`write_bytes`, `cancelled_write_bytes`) of /proc/self/io: the bytes
+/// this process dirtied for the storage layer and the part later dropped
+/// (truncate or unlink before writeback).
+fn io_bytes() -> (u64, u64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let get = |key: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("write_bytes:"), get("cancelled_write_bytes:"))
+}
+
+#[derive(Default, Clone, Copy)]
+struct Cost {
+    secs: f64,
+    ticks: u64,
+    written: u64,
+    cancelled: u64,
+}
+
 struct Case {
     name: String,
     sender: Sender,
@@ -60,6 +96,32 @@ struct Case {
     rates: Vec<f64>,
     gens: Vec<u64>,
     next: i64,
+    cost: Cost,
+}
+
+/// One round: `rows` rows, a flush, the wait for the last ACK.
+fn round(c: &mut Case, rows: i64, measured: bool) {
+    let gen_before = c.slot.as_deref().map_or(0, highest_gen);
+    let (ticks, (w, x)) = (cpu_ticks(), io_bytes());
+    let started = Instant::now();
+    for _ in 0..rows {
+        c.next += 1;
+        row(&mut c.sender, c.next);
+    }
+    c.sender.flush().unwrap();
+    let f = c.sender.counters().published_fsn.unwrap();
+    c.sender.wait_acked(f, Duration::from_secs(120)).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    if measured {
+        c.rates.push(rows as f64 / secs);
+        let gen_after = c.slot.as_deref().map_or(0, highest_gen);
+        c.gens.push(gen_after.saturating_sub(gen_before));
+        let (w2, x2) = io_bytes();
+        c.cost.secs += secs;
+        c.cost.ticks += cpu_ticks() - ticks;
+        c.cost.written += w2 - w;
+        c.cost.cancelled += x2 - x;
+    }
 }
 
 fn main() {
@@ -94,32 +156,42 @@ fn main() {
             rates: Vec::new(),
             gens: Vec::new(),
             next: 0,
+            cost: Cost::default(),
         });
     }
-    // One unmeasured warm-up round each, then alternate.
-    for round in 0..=rounds {
-        for c in cases.iter_mut() {
-            let gen_before = c.slot.as_deref().map_or(0, highest_gen);
-            let started = Instant::now();
-            for _ in 0..rows {
-                c.next += 1;
-                row(&mut c.sender, c.next);
+    let alternate = std::env::var("E2E_ALTERNATE").is_ok_and(|v| v == "1");
+    if alternate {
+        for r in 0..=rounds {
+            for c in cases.iter_mut() {
+                round(c, rows, r > 0);
             }
-            c.sender.flush().unwrap();
-            let f = c.sender.counters().published_fsn.unwrap();
-            c.sender.wait_acked(f, Duration::from_secs(120)).unwrap();
-            let secs = started.elapsed().as_secs_f64();
-            if round > 0 {
-                c.rates.push(rows as f64 / secs);
-                let gen_after = c.slot.as_deref().map_or(0, highest_gen);
-                c.gens.push(gen_after.saturating_sub(gen_before));
+        }
+    } else {
+        for c in cases.iter_mut() {
+            for r in 0..=rounds {
+                round(c, rows, r > 0);
             }
         }
     }
-    println!("{rows} rows per round, {rounds} rounds, auto_flush default (1000 rows/frame)");
     println!(
-        "{:<24} {:>12} {:>12} {:>12} {:>8} {:>16}",
-        "case", "median r/s", "min r/s", "max r/s", "% mem", "segments/round"
+        "{rows} rows per round, {rounds} rounds, auto_flush default (1000 rows/frame), {}",
+        if alternate {
+            "alternating"
+        } else {
+            "back to back"
+        }
+    );
+    println!(
+        "{:<24} {:>11} {:>11} {:>11} {:>7} {:>9} {:>7} {:>10} {:>10}",
+        "case",
+        "median r/s",
+        "min r/s",
+        "max r/s",
+        "% mem",
+        "segs/rnd",
+        "cpu %",
+        "dirty MiB",
+        "dropped"
     );
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
@@ -139,14 +211,20 @@ fn main() {
         } else {
             "-".to_owned()
         };
+        // Clock ticks are 1/100 s on Linux; CPU % of one core over the
+        // measured rounds (all threads of the process, server included).
+        let cpu = c.cost.ticks as f64 / 100.0 / c.cost.secs * 100.0;
         println!(
-            "{:<24} {:>12.0} {:>12.0} {:>12.0} {:>7.1}% {:>16}",
+            "{:<24} {:>11.0} {:>11.0} {:>11.0} {:>6.1}% {:>9} {:>6.0}% {:>10.1} {:>10.1}",
             c.name,
             m,
             min,
             max,
             100.0 * m / mem,
-            segs
+            segs,
+            cpu,
+            c.cost.written as f64 / (1 << 20) as f64,
+            c.cost.cancelled as f64 / (1 << 20) as f64
         );
         c.sender.close().unwrap();
     }
