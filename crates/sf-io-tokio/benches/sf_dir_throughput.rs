@@ -15,6 +15,12 @@
 //! generations are handed out one by one, so the highest generation on disk
 //! is the number of segments created.
 //!
+//! `overall r/s` is all measured rows over all measured time (what a mean
+//! such as criterion's reports, slow rounds weigh in); the median shows
+//! the typical round. `stall/rnd` is the sender's `total_backpressure_stalls` per round:
+//! appends that had to wait (cap, no spare ready, or a reclaim of the
+//! active segment in progress).
+//!
 //! Run: `cargo bench -p sf-io-tokio --bench sf_dir_throughput`
 //! (`E2E_ROWS=n`, `E2E_ROUNDS=n` override the defaults).
 
@@ -87,6 +93,7 @@ struct Cost {
     ticks: u64,
     written: u64,
     cancelled: u64,
+    stalls: u64,
 }
 
 struct Case {
@@ -103,6 +110,7 @@ struct Case {
 fn round(c: &mut Case, rows: i64, measured: bool) {
     let gen_before = c.slot.as_deref().map_or(0, highest_gen);
     let (ticks, (w, x)) = (cpu_ticks(), io_bytes());
+    let stalls = c.sender.counters().total_backpressure_stalls;
     let started = Instant::now();
     for _ in 0..rows {
         c.next += 1;
@@ -121,6 +129,7 @@ fn round(c: &mut Case, rows: i64, measured: bool) {
         c.cost.ticks += cpu_ticks() - ticks;
         c.cost.written += w2 - w;
         c.cost.cancelled += x2 - x;
+        c.cost.stalls += c.sender.counters().total_backpressure_stalls - stalls;
     }
 }
 
@@ -128,7 +137,11 @@ fn main() {
     let rows = env("E2E_ROWS", 200_000) as i64;
     let rounds = env("E2E_ROUNDS", 7);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let srv = rt.block_on(Server::bind(ServerConfig::local())).unwrap();
+    // A server per case: the reference server keeps every row in memory,
+    // so a case run after millions of rows ingested by another one is
+    // slowed by the server's growth, not by its own mode (the criterion
+    // `sender_end_to_end` group shares one server and shows that bias).
+    let mut servers = Vec::new();
     let tmp = tempfile::tempdir().unwrap();
     let mut cases: Vec<Case> = Vec::new();
     let specs: [(&str, Option<u64>); 4] = [
@@ -148,7 +161,9 @@ fn main() {
                 Some(tmp.path().join(format!("e{i}"))),
             ),
         };
+        let srv = rt.block_on(Server::bind(ServerConfig::local())).unwrap();
         let sender = Sender::from_conf(&format!("ws::addr={};{extra}", srv.local_addr())).unwrap();
+        servers.push(srv);
         cases.push(Case {
             name: name.to_owned(),
             sender,
@@ -182,13 +197,16 @@ fn main() {
         }
     );
     println!(
-        "{:<24} {:>11} {:>11} {:>11} {:>7} {:>9} {:>7} {:>10} {:>10}",
+        "{:<24} {:>11} {:>7} {:>11} {:>11} {:>11} {:>7} {:>9} {:>9} {:>7} {:>10} {:>10}",
         "case",
+        "overall r/s",
+        "% mem",
         "median r/s",
         "min r/s",
         "max r/s",
         "% mem",
         "segs/rnd",
+        "stall/rnd",
         "cpu %",
         "dirty MiB",
         "dropped"
@@ -199,6 +217,8 @@ fn main() {
         v[v.len() / 2]
     };
     let mem = median(&cases[0].rates);
+    let overall = |c: &Case| (rows as f64 * c.rates.len() as f64) / c.cost.secs;
+    let mem_overall = overall(&cases[0]);
     for c in cases {
         let m = median(&c.rates);
         let min = c.rates.iter().cloned().fold(f64::INFINITY, f64::min);
@@ -215,13 +235,16 @@ fn main() {
         // measured rounds (all threads of the process, server included).
         let cpu = c.cost.ticks as f64 / 100.0 / c.cost.secs * 100.0;
         println!(
-            "{:<24} {:>11.0} {:>11.0} {:>11.0} {:>6.1}% {:>9} {:>6.0}% {:>10.1} {:>10.1}",
+            "{:<24} {:>11.0} {:>6.1}% {:>11.0} {:>11.0} {:>11.0} {:>6.1}% {:>9} {:>9.1} {:>6.0}% {:>10.1} {:>10.1}",
             c.name,
+            overall(&c),
+            100.0 * overall(&c) / mem_overall,
             m,
             min,
             max,
             100.0 * m / mem,
             segs,
+            c.cost.stalls as f64 / c.rates.len() as f64,
             cpu,
             c.cost.written as f64 / (1 << 20) as f64,
             c.cost.cancelled as f64 / (1 << 20) as f64
