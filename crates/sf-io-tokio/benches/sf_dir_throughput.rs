@@ -134,8 +134,8 @@ fn round(c: &mut Case, rows: i64, measured: bool) {
 }
 
 fn main() {
-    let rows = env("E2E_ROWS", 200_000) as i64;
-    let rounds = env("E2E_ROUNDS", 7);
+    let rows = env("E2E_ROWS", 20_000) as i64;
+    let rounds = env("E2E_ROUNDS", 60);
     let rt = tokio::runtime::Runtime::new().unwrap();
     // A server per case: the reference server keeps every row in memory,
     // so a case run after millions of rows ingested by another one is
