@@ -536,15 +536,9 @@ impl Driver {
             StorageOutput::Unlink { id, name } => {
                 let files = self.slot_is_files(g);
                 match g.segments.remove(&name) {
-                    // Memory: freed when its last handle drops, here.
-                    Some(_) if !files => feed(
-                        g,
-                        now,
-                        OwnedInput::Io {
-                            id,
-                            outcome: IoOutcome::Done,
-                        },
-                    ),
+                    // Files are unlinked, memory is freed when the last
+                    // handle drops: both off the lock, on the blocking pool,
+                    // so freeing a whole segment never stalls an append.
                     Some(seg) => actions.push(Action::Unlink {
                         id,
                         name,
