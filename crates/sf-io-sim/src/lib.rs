@@ -4,3 +4,7 @@
 //! simulated disk with process- and host-crash semantics, a simulated server and
 //! network with fault injection, invariant checkers named after DESIGN §4, and a
 //! trace whose hash proves that a seed replays byte for byte.
+
+pub mod rng;
+
+pub use rng::SimRng;
