@@ -1,6 +1,8 @@
 //! Segment codec costs: appending a 512-byte frame into a warm buffer
 //! (memcpy + CRC32C, DESIGN §7 budget ~60 ns) and scanning a full 4 MiB
-//! segment of 512-byte frames (the per-segment cost of recovery).
+//! segment of 512-byte frames (the per-segment cost of recovery), and the
+//! worst crafted tail for the corruption-evidence search: a bad first frame
+//! followed by a QWP1 anchor every 8 bytes, each claiming a 1 MiB frame.
 
 use std::hint::black_box;
 
@@ -51,5 +53,25 @@ fn scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, write, scan);
+fn scan_decoys(c: &mut Criterion) {
+    let mut img = vec![0u8; SEGMENT];
+    img[..SEGMENT_HEADER_LEN].copy_from_slice(&SegmentHeader::new(Fsn(0), 0).unwrap().encode());
+    // Period 8: `QWP1` then a length. Every `QWP1` is both a candidate's
+    // CRC field and the previous candidate's anchor.
+    let mut p = SEGMENT_HEADER_LEN;
+    while p + 8 <= SEGMENT {
+        img[p..p + 4].copy_from_slice(b"QWP1");
+        img[p + 4..p + 8].copy_from_slice(&(1i32 << 20).to_le_bytes());
+        p += 8;
+    }
+    let mut g = c.benchmark_group("segment");
+    g.throughput(Throughput::Bytes(SEGMENT as u64));
+    g.sample_size(10);
+    g.bench_function("scan_4mib_decoy_anchors", |b| {
+        b.iter(|| black_box(scan_segment(black_box(&img))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, write, scan, scan_decoys);
 criterion_main!(benches);

@@ -549,12 +549,181 @@ fn find_evidence(
     let first_anchor = bad + 1 + FRAME_HEADER_LEN;
     let last_anchor_end = (last_nonzero + FRAME_HEADER_LEN + QWP1_MAGIC.len()).min(image.len());
     let window = image.get(first_anchor..last_anchor_end)?;
-    window
+    // Candidates whose envelope and claimed length fit the image, as
+    // (start, CRC-covered range). Checking each by hashing its range would
+    // cost the sum of the claimed lengths: quadratic on a crafted image (an
+    // anchor every few bytes, each claiming a long frame; 4 MiB took a
+    // minute). Prefix CRCs make each check O(log n) instead.
+    let candidates: Vec<(usize, usize, usize)> = window
         .windows(QWP1_MAGIC.len())
         .enumerate()
         .filter(|(_, w)| *w == QWP1_MAGIC)
-        .map(|(i, _)| first_anchor + i - FRAME_HEADER_LEN)
+        .filter_map(|(i, _)| {
+            let s = first_anchor + i - FRAME_HEADER_LEN;
+            let end = s
+                .checked_add(FRAME_HEADER_LEN)?
+                .checked_add(read_len(image, s)?)?;
+            (end <= image.len()).then_some((s, s + 4, end))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let prefix = range_crc::PrefixCrcs::new(
+        image,
+        candidates.iter().flat_map(|&(_, from, to)| [from, to]),
+    );
+    candidates
+        .into_iter()
+        .filter(|&(s, from, to)| {
+            let stored = image
+                .get(s..s + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes);
+            stored.is_some() && prefix.crc_of(from, to) == stored
+        })
+        // The fast check is exact; the full verification keeps one
+        // definition of "valid frame" and costs one frame's length.
+        .map(|(s, _, _)| s)
         .find(|&s| verify_frame(image, s as u64).is_ok())
+}
+
+/// CRC32C of arbitrary sub-ranges of one image from CRCs of its prefixes:
+/// `crc(B) = crc(A‖B) ⊕ shift(crc(A), |B|)`, where `shift` advances a CRC
+/// over `|B|` zero bytes (the identity behind zlib's `crc32_combine`).
+mod range_crc {
+    /// Bits of the operator that advances a CRC over one zero bit: the
+    /// reflected Castagnoli polynomial, then the identity shifted by one.
+    const POLY: u32 = 0x82F6_3B78;
+
+    /// A GF(2) 32×32 matrix, one column per input bit.
+    type Matrix = [u32; 32];
+
+    fn times(m: &Matrix, mut v: u32) -> u32 {
+        let mut out = 0;
+        let mut i = 0;
+        while v != 0 {
+            if v & 1 == 1 {
+                out ^= m[i];
+            }
+            v >>= 1;
+            i += 1;
+        }
+        out
+    }
+
+    fn square(m: &Matrix) -> Matrix {
+        let mut out = [0; 32];
+        for (o, &col) in out.iter_mut().zip(m.iter()) {
+            *o = times(m, col);
+        }
+        out
+    }
+
+    /// CRCs of `image[..offset]` at a chosen set of offsets, and the
+    /// zero-byte shift operators for every power of two up to the image
+    /// length.
+    pub(super) struct PrefixCrcs {
+        offsets: Vec<usize>,
+        crcs: Vec<u32>,
+        /// `shifts[k]` advances a CRC over `2^k` zero bytes.
+        shifts: Vec<Matrix>,
+    }
+
+    impl PrefixCrcs {
+        /// Prefix CRCs of `image` at every offset in `at` (each at most
+        /// `image.len()`); one pass over the image.
+        pub(super) fn new(image: &[u8], at: impl Iterator<Item = usize>) -> PrefixCrcs {
+            let mut offsets: Vec<usize> = at.filter(|&o| o <= image.len()).collect();
+            offsets.sort_unstable();
+            offsets.dedup();
+            let mut crcs = Vec::with_capacity(offsets.len());
+            let (mut crc, mut done) = (0u32, 0usize);
+            for &o in &offsets {
+                crc = crc32c::crc32c_append(crc, &image[done..o]);
+                done = o;
+                crcs.push(crc);
+            }
+            let mut one_bit = [0u32; 32];
+            one_bit[0] = POLY;
+            for (i, col) in one_bit.iter_mut().enumerate().skip(1) {
+                *col = 1 << (i - 1);
+            }
+            // 1 bit → 2 → 4 → 8 bits: one zero byte.
+            let mut op = square(&square(&square(&one_bit)));
+            let mut shifts = Vec::new();
+            let mut span = 1usize;
+            loop {
+                shifts.push(op);
+                match span.checked_mul(2) {
+                    Some(next) if next <= image.len() => span = next,
+                    _ => break,
+                }
+                op = square(&op);
+            }
+            PrefixCrcs {
+                offsets,
+                crcs,
+                shifts,
+            }
+        }
+
+        fn prefix(&self, offset: usize) -> Option<u32> {
+            let i = self.offsets.binary_search(&offset).ok()?;
+            self.crcs.get(i).copied()
+        }
+
+        fn shift(&self, mut crc: u32, mut zeros: usize) -> u32 {
+            let mut k = 0;
+            while zeros != 0 {
+                if zeros & 1 == 1 {
+                    if let Some(op) = self.shifts.get(k) {
+                        crc = times(op, crc);
+                    }
+                }
+                zeros >>= 1;
+                k += 1;
+            }
+            crc
+        }
+
+        /// CRC32C of `image[from..to]`; `None` unless both offsets were
+        /// given to [`PrefixCrcs::new`] and `from <= to`.
+        pub(super) fn crc_of(&self, from: usize, to: usize) -> Option<u32> {
+            if from > to {
+                return None;
+            }
+            let (a, b) = (self.prefix(from)?, self.prefix(to)?);
+            Some(b ^ self.shift(a, to - from))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::PrefixCrcs;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn range_crc_equals_direct_crc(
+                image in proptest::collection::vec(any::<u8>(), 0..3000),
+                cuts in proptest::collection::vec((any::<u16>(), any::<u16>()), 1..20),
+            ) {
+                let n = image.len();
+                let ranges: Vec<(usize, usize)> = cuts
+                    .iter()
+                    .map(|&(a, b)| {
+                        let (a, b) = (usize::from(a) % (n + 1), usize::from(b) % (n + 1));
+                        (a.min(b), a.max(b))
+                    })
+                    .collect();
+                let p = PrefixCrcs::new(&image, ranges.iter().flat_map(|&(a, b)| [a, b]));
+                for (a, b) in ranges {
+                    prop_assert_eq!(p.crc_of(a, b), Some(crc32c::crc32c(&image[a..b])));
+                }
+            }
+        }
+    }
 }
 
 fn read_len(image: &[u8], offset: usize) -> Option<usize> {
@@ -766,6 +935,34 @@ mod tests {
         assert!(
             matches!(s.tail, TailState::Corrupt { evidence_offset, .. } if evidence_offset == offs[2] as u64)
         );
+    }
+
+    #[test]
+    fn s2_evidence_found_among_many_decoy_anchors() {
+        // A crafted tail: after a bad frame, a QWP1 anchor every 8 bytes, each
+        // claiming a long frame with a wrong CRC, then one real frame. The
+        // prefix-CRC check must find exactly the real one (and the decoys
+        // must not be mistaken for evidence).
+        let (mut img, offs) = segment(0, 64 * 1024, &[qwp(3, 1), qwp(3, 2)]);
+        img[offs[1]..offs[1] + 4].fill(0xee); // break frame 1's CRC
+        let mut p = offs[1] + 16;
+        while p + 16 < 48 * 1024 {
+            img[p..p + 4].copy_from_slice(&0xdead_beef_u32.to_le_bytes());
+            img[p + 4..p + 8].copy_from_slice(&(8_000i32).to_le_bytes());
+            img[p + 8..p + 12].copy_from_slice(&QWP1_MAGIC);
+            p += 16;
+        }
+        let real = write_frame(&mut img, 50 * 1024, &qwp(40, 9)).unwrap();
+        assert!(real < img.len());
+        let s = scan(&img);
+        assert!(
+            matches!(s.tail, TailState::Corrupt { evidence_offset, .. } if evidence_offset == 50 * 1024),
+            "{:?}",
+            s.tail
+        );
+        // Without the real frame, the decoys alone are a torn tail.
+        img[50 * 1024..real].fill(0);
+        assert!(matches!(scan(&img).tail, TailState::Torn { .. }));
     }
 
     #[test]
