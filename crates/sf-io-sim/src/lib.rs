@@ -7,6 +7,9 @@
 
 pub mod check;
 pub mod rng;
+pub mod trace;
+pub mod workload;
 
 pub use check::{Checker, CrashLoss, DeliveryLog, Violation};
 pub use rng::SimRng;
+pub use trace::Trace;
