@@ -5,6 +5,8 @@
 //! network with fault injection, invariant checkers named after DESIGN §4, and a
 //! trace whose hash proves that a seed replays byte for byte.
 
+pub mod disk;
 pub mod rng;
 
+pub use disk::{CrashKind, DiskFaults, DiskStats, SimDisk};
 pub use rng::SimRng;
