@@ -6,10 +6,12 @@
 //! trace whose hash proves that a seed replays byte for byte.
 
 pub mod check;
+pub mod disk;
 pub mod rng;
 pub mod trace;
 pub mod workload;
 
 pub use check::{Checker, CrashLoss, DeliveryLog, Violation};
+pub use disk::{CrashKind, DiskFaults, DiskStats, SimDisk};
 pub use rng::SimRng;
 pub use trace::Trace;
