@@ -5,6 +5,13 @@
 //! network with fault injection, invariant checkers named after DESIGN §4, and a
 //! trace whose hash proves that a seed replays byte for byte.
 
+pub mod network;
 pub mod rng;
+pub mod server;
 
+pub use network::{
+    AcceptedMessage, ConnectAttempt, ConnectFault, MessageFault, NetEvent, NetFaults, NetStats,
+    NetViolation, RejectedMessage, SimNetwork,
+};
 pub use rng::SimRng;
+pub use server::{AcceptedTable, SimServer};
