@@ -7,11 +7,18 @@
 
 pub mod check;
 pub mod disk;
+pub mod network;
 pub mod rng;
+pub mod server;
 pub mod trace;
 pub mod workload;
 
 pub use check::{Checker, CrashLoss, DeliveryLog, Violation};
 pub use disk::{CrashKind, DiskFaults, DiskStats, SimDisk};
+pub use network::{
+    AcceptedMessage, ConnectAttempt, ConnectFault, MessageFault, NetEvent, NetFaults, NetStats,
+    NetViolation, RejectedMessage, SimNetwork,
+};
 pub use rng::SimRng;
+pub use server::{AcceptedTable, SimServer};
 pub use trace::Trace;
