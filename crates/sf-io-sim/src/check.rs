@@ -66,6 +66,11 @@ pub enum CrashLoss {
     /// Every unacknowledged frame may be lost (memory backing; host crash
     /// in `sf_durability=memory`).
     Unacked,
+    /// Bits flipped at rest: what survives may be wrong in ways recovery
+    /// cannot see (a `baseSeq` is not checksummed), so the slot starts a
+    /// new epoch, nothing unacknowledged is required, and replays of its
+    /// frames are not counted.
+    Corrupted,
 }
 
 impl CrashLoss {
@@ -96,7 +101,8 @@ pub struct FrameRecord {
     pub dropped: bool,
     /// A crash or a wiped slot was allowed to lose it.
     pub excused: bool,
-    /// How many times it went out on the wire (all lives).
+    /// How many times it went out on the wire (all lives); `u32::MAX` when
+    /// unknown (the slot was corrupted and may replay it under another FSN).
     pub sends: u32,
 }
 
@@ -414,7 +420,7 @@ impl Checker {
             if rec.sends > 0 {
                 self.stats.resends += 1;
             }
-            rec.sends += 1;
+            rec.sends = rec.sends.saturating_add(1);
         }
     }
 
@@ -557,9 +563,12 @@ impl Checker {
             watermark: self.watermark,
         });
         let recovered_published = slot.next_fsn.prev();
-        if self.backing == Backing::Memory {
-            // Nothing survives; a memory slot starts over at FSN 0.
-            self.new_epoch(now, "memory backing restarted");
+        if self.backing == Backing::Memory || snap.loss == CrashLoss::Corrupted {
+            // Memory: nothing survives, the slot starts over at FSN 0.
+            // Corrupted: what survives cannot be matched to the ledger.
+            self.new_epoch(now, snap.loss == CrashLoss::Corrupted);
+            self.acked = slot.acked;
+            self.published = recovered_published;
         } else {
             if slot.acked > snap.acked {
                 self.violate(
@@ -606,7 +615,7 @@ impl Checker {
                         );
                     }
                 }
-                CrashLoss::Unacked => {}
+                CrashLoss::Unacked | CrashLoss::Corrupted => {}
             }
             // Frames above what survived are gone.
             let lost: Vec<Fsn> = self
@@ -619,7 +628,7 @@ impl Checker {
                     let allowed = match snap.loss {
                         CrashLoss::Nothing => false,
                         CrashLoss::AboveDurable => snap.durable.is_none_or(|d| fsn > d),
-                        CrashLoss::Unacked => true,
+                        CrashLoss::Unacked | CrashLoss::Corrupted => true,
                     } || snap.acked.is_some_and(|a| fsn <= a);
                     if rec.flushed && !rec.dropped && !allowed {
                         self.violate(
@@ -656,7 +665,7 @@ impl Checker {
     /// restarted): every unacknowledged frame is lost with a reported
     /// error, and FSNs start over at 0.
     pub fn on_slot_wiped(&mut self, now: Instant) {
-        self.new_epoch(now, "slot wiped after recovery refused it");
+        self.new_epoch(now, false);
         self.crash = None;
         self.watermark = None;
         self.pending_watermarks.clear();
@@ -667,12 +676,18 @@ impl Checker {
         self.life += 1;
     }
 
-    fn new_epoch(&mut self, _now: Instant, _why: &str) {
+    /// Retires the whole ledger: unacknowledged frames are excused, and
+    /// with `uncounted` their later replays (from a corrupted slot) are not
+    /// held against the duplicate rule.
+    fn new_epoch(&mut self, _now: Instant, uncounted: bool) {
         let acked = self.acked;
         for (fsn, mut rec) in std::mem::take(&mut self.ledger) {
             if acked.is_none_or(|a| fsn > a) {
                 rec.excused = true;
                 self.stats.excused_lost += 1;
+            }
+            if uncounted {
+                rec.sends = u32::MAX;
             }
             self.retired.push(rec);
         }

@@ -9,9 +9,11 @@ pub mod check;
 pub mod disk;
 pub mod network;
 pub mod rng;
+pub mod run;
 pub mod server;
 pub mod trace;
 pub mod workload;
+pub mod world;
 
 pub use check::{Checker, CrashLoss, DeliveryLog, Violation};
 pub use disk::{CrashKind, DiskFaults, DiskStats, SimDisk};
@@ -20,5 +22,7 @@ pub use network::{
     NetViolation, RejectedMessage, SimNetwork,
 };
 pub use rng::SimRng;
+pub use run::{run_seed, FaultKind, Report, SimOptions, SimStats};
 pub use server::{AcceptedTable, SimServer};
 pub use trace::Trace;
+pub use world::Sim;
