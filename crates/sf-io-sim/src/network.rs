@@ -400,9 +400,22 @@ pub struct AcceptedMessage {
     pub at: Instant,
     /// The tables with rows, their seqTxn and row ids.
     pub tables: Vec<AcceptedTable>,
-    /// Whether the upload made it durable (a restart that forgets
-    /// un-durable commits removes the message from the list instead).
-    pub durable: bool,
+    /// When the upload makes (or made) it durable. A restart that forgets
+    /// un-durable commits removes them from the list, so every message
+    /// listed is durable from this time on.
+    pub durable_at: Instant,
+}
+
+impl AcceptedMessage {
+    /// Whether it is durable at `now`.
+    pub fn durable_by(&self, now: Instant) -> bool {
+        self.durable_at <= now
+    }
+
+    /// Every row id it carries, table by table.
+    pub fn row_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.tables.iter().flat_map(|t| t.row_ids.iter().copied())
+    }
 }
 
 /// A message the server answered with an error frame (nothing committed).
@@ -947,23 +960,21 @@ impl SimNetwork {
         );
     }
 
+    /// Completes every upload due by `now` on every host, so DURABLE_ACKs
+    /// and restarts see the durability of their own instant.
     fn advance_durability(&mut self, now: Instant) {
         for h in &mut self.hosts {
-            for id in h.server.advance(now) {
-                if let Ok(i) = self.accepted.binary_search_by_key(&id, |m| m.id) {
-                    if let Some(m) = self.accepted.get_mut(i) {
-                        m.durable = true;
-                    }
-                }
-            }
+            h.server.advance(now);
         }
     }
 
-    fn mark_durable(&mut self, ids: Vec<u64>) {
+    /// Records that the commits `ids` became durable at `at` (earlier than
+    /// planned).
+    fn mark_durable(&mut self, ids: Vec<u64>, at: Instant) {
         for id in ids {
             if let Ok(i) = self.accepted.binary_search_by_key(&id, |m| m.id) {
                 if let Some(m) = self.accepted.get_mut(i) {
-                    m.durable = true;
+                    m.durable_at = m.durable_at.min(at);
                 }
             }
         }
@@ -1207,7 +1218,7 @@ impl SimNetwork {
             wire_seq: seq,
             at,
             tables: commit.tables,
-            durable: false,
+            durable_at: commit.durable_at,
         });
         self.advance_durability(at);
         match fault {
@@ -1272,8 +1283,8 @@ impl SimNetwork {
             MessageFault::DurableBeforeOk => {
                 self.count("durable_before_ok");
                 if let Some(h) = self.hosts.get_mut(host) {
-                    let ids = h.server.make_all_durable();
-                    self.mark_durable(ids);
+                    let ids = h.server.make_all_durable(at);
+                    self.mark_durable(ids, at);
                 }
                 self.flush_durable(at, host, connection);
                 self.send_ok(at, connection, ok, Duration::ZERO);
