@@ -881,10 +881,14 @@ impl SimNetwork {
                     if self.current.map(|c| c.connection) != Some(connection) {
                         continue;
                     }
-                    if matches!(
-                        event,
-                        NetEvent::Disconnected { .. } | NetEvent::ConnectFailed { .. }
-                    ) {
+                    // A refused upgrade ends the attempt like a failed
+                    // connect: there is no socket left to close.
+                    let ended = match &event {
+                        NetEvent::Disconnected { .. } | NetEvent::ConnectFailed { .. } => true,
+                        NetEvent::Connected { status, .. } => *status != STATUS_SWITCHING_PROTOCOLS,
+                        NetEvent::Received(_) | NetEvent::Pong => false,
+                    };
+                    if ended {
                         self.current = None;
                     }
                     return Some(event);
