@@ -546,6 +546,7 @@ pub struct SimNetwork {
     current: Option<Current>,
     links: BTreeMap<u64, Link>,
     accepted: Vec<AcceptedMessage>,
+    lost: Vec<AcceptedMessage>,
     rejected: Vec<RejectedMessage>,
     violations: Vec<NetViolation>,
     stats: NetStats,
@@ -578,6 +579,7 @@ impl SimNetwork {
             current: None,
             links: BTreeMap::new(),
             accepted: Vec::new(),
+            lost: Vec::new(),
             rejected: Vec::new(),
             violations: Vec::new(),
             stats: NetStats::default(),
@@ -638,6 +640,12 @@ impl SimNetwork {
     /// Messages the servers committed, in commit order.
     pub fn accepted(&self) -> &[AcceptedMessage] {
         &self.accepted
+    }
+
+    /// Messages a restart forgot because they were not durable yet (moved
+    /// out of [`SimNetwork::accepted`]), in the order they were forgotten.
+    pub fn lost(&self) -> &[AcceptedMessage] {
+        &self.lost
     }
 
     /// Messages the servers rejected with an error frame, in order.
@@ -845,15 +853,17 @@ impl SimNetwork {
         }
         if !outcome.lost_commits.is_empty() {
             let lost: std::collections::BTreeSet<u64> = outcome.lost_commits.into_iter().collect();
-            let mut rows = 0u64;
-            self.accepted.retain(|m| {
-                let keep = !lost.contains(&m.id);
-                if !keep {
-                    rows += m.tables.iter().map(|t| t.row_ids.len() as u64).sum::<u64>();
-                }
-                keep
-            });
-            self.stats.rows_lost += rows;
+            let (gone, kept): (Vec<AcceptedMessage>, Vec<AcceptedMessage>) =
+                std::mem::take(&mut self.accepted)
+                    .into_iter()
+                    .partition(|m| lost.contains(&m.id));
+            self.accepted = kept;
+            self.stats.rows_lost += gone
+                .iter()
+                .flat_map(|m| &m.tables)
+                .map(|t| t.row_ids.len() as u64 + t.rows_without_id)
+                .sum::<u64>();
+            self.lost.extend(gone);
         }
     }
 

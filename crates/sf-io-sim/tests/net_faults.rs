@@ -712,6 +712,8 @@ fn restart_losing_undurable_commits_forgets_their_rows() {
     assert_eq!(acc[0].tables[0].row_ids, vec![0]);
     assert_eq!(n.server(0).unwrap().seq_txn("t"), 1);
     assert_eq!(n.stats().rows_lost, 1);
+    assert_eq!(n.lost().len(), 1);
+    assert_eq!(n.lost()[0].row_ids().collect::<Vec<_>>(), vec![1]);
 }
 
 #[test]
