@@ -38,13 +38,15 @@
 //! with [`SimNetwork::script_connect`] and [`SimNetwork::script_message`],
 //! which take precedence over random draws, and poison rows with
 //! [`SimNetwork::poison_row`]. Decisions where the spec is silent:
-//! - A **future-sequence OK** ("an OK for a sequence never sent") is only
-//!   produced when every frame the client sent on the connection has
-//!   reached the server: it then names a sequence beyond anything sent. A
-//!   client that clamps (W2) trims exactly what the server committed; one
-//!   that does not trims frames the server never saw. With frames still in
-//!   flight a clamping client would trim frames a later drop could lose,
-//!   which is a server lie no client survives, not a client bug.
+//! - A **future-sequence OK** ("an OK for a sequence never sent") names a
+//!   sequence beyond its message only if, at the instant it reaches the
+//!   client, the server has numbered every frame the client sent on the
+//!   connection; otherwise it goes out as a plain OK. A client that clamps
+//!   (W2) then trims exactly what the server handled; one that does not
+//!   trims published frames it never sent. Were frames still in flight, the
+//!   clamp itself would cover them and a later drop would lose them: a
+//!   server lie no client survives, which would make swarm runs report
+//!   client bugs that are not there.
 //! - A **coalesced OK** is held back and merged (per-table seqTxns
 //!   max-merged) into the next OK of the connection, or sent alone after
 //!   `coalesce_window`; an error frame or a close frame first flushes it so
@@ -314,8 +316,8 @@ pub enum MessageFault {
     /// Send the OK this much later than normal.
     DelayOk(Duration),
     /// Answer with an OK for this many sequences beyond the message (only
-    /// when nothing the client sent is still in flight; otherwise a plain
-    /// OK).
+    /// if nothing the client sent is in flight when it arrives; otherwise a
+    /// plain OK).
     FutureOk(u64),
     /// Make every pending upload durable and send the DURABLE_ACK before
     /// the OK.
@@ -509,11 +511,21 @@ enum Inbound {
     Close,
 }
 
+/// What travels from a server to the client.
+#[derive(Debug, Clone)]
+enum Outgoing {
+    /// Delivered as is.
+    Event(NetEvent),
+    /// An OK that names `ahead` sequences more than it should, decided on
+    /// arrival (see the module docs).
+    FutureOk { ok: OkFrame, ahead: u64 },
+}
+
 /// An entry of the virtual event queue.
 #[derive(Debug, Clone)]
 enum Event {
     /// Deliver to the client if the connection is still current.
-    Deliver { connection: u64, event: NetEvent },
+    Deliver { connection: u64, event: Outgoing },
     /// The server handles inbound traffic.
     Arrive { connection: u64, inbound: Inbound },
     /// A coalesced OK's window ended.
@@ -891,6 +903,7 @@ impl SimNetwork {
                     if self.current.map(|c| c.connection) != Some(connection) {
                         continue;
                     }
+                    let event = self.resolve(connection, event);
                     // A refused upgrade ends the attempt like a failed
                     // connect: there is no socket left to close.
                     let ended = match &event {
@@ -933,11 +946,44 @@ impl SimNetwork {
     }
 
     fn deliver_at(&mut self, connection: u64, at: Instant, event: NetEvent) {
-        self.schedule(at, Event::Deliver { connection, event });
+        self.schedule(
+            at,
+            Event::Deliver {
+                connection,
+                event: Outgoing::Event(event),
+            },
+        );
+    }
+
+    /// The event a delivery becomes on arrival: a future-sequence OK only
+    /// if every frame the client sent has been numbered by the server.
+    fn resolve(&mut self, connection: u64, event: Outgoing) -> NetEvent {
+        match event {
+            Outgoing::Event(e) => e,
+            Outgoing::FutureOk { mut ok, ahead } => {
+                let caught_up = self.links.get(&connection).is_some_and(|l| {
+                    self.hosts
+                        .get(l.host)
+                        .and_then(|h| h.server.received(connection))
+                        .is_some_and(|received| received == l.sent)
+                });
+                if caught_up {
+                    self.count("future_ok");
+                    let ahead = i64::try_from(ahead).unwrap_or(i64::MAX);
+                    ok.sequence = ok.sequence.saturating_add(ahead);
+                }
+                NetEvent::Received(encode(&Response::Ok(ok)))
+            }
+        }
     }
 
     /// Queues a server → client message in FIFO order after `extra`.
     fn send_to_client(&mut self, at: Instant, connection: u64, event: NetEvent, extra: Duration) {
+        self.send_outgoing(at, connection, Outgoing::Event(event), extra);
+    }
+
+    /// Queues a server → client message in FIFO order after `extra`.
+    fn send_outgoing(&mut self, at: Instant, connection: u64, event: Outgoing, extra: Duration) {
         let latency = self.latency();
         let Some(link) = self.links.get_mut(&connection) else {
             return;
@@ -946,7 +992,7 @@ impl SimNetwork {
             .s2c_last
             .max(at.saturating_add(latency).saturating_add(extra));
         link.s2c_last = when;
-        self.deliver_at(connection, when, event);
+        self.schedule(when, Event::Deliver { connection, event });
     }
 
     /// Queues client → server traffic in FIFO order; messages also wait for
@@ -1284,14 +1330,20 @@ impl SimNetwork {
                 self.flush_durable(at, host, connection);
             }
             MessageFault::FutureOk(ahead) => {
-                let sent = self.links.get(&connection).map_or(0, |l| l.sent);
-                let mut ok = ok;
-                if sent == seq + 1 {
-                    self.count("future_ok");
-                    let ahead = i64::try_from(ahead).unwrap_or(i64::MAX);
-                    ok.sequence = ok.sequence.saturating_add(ahead);
-                }
-                self.send_ok(at, connection, ok, Duration::ZERO);
+                let held = self
+                    .links
+                    .get_mut(&connection)
+                    .and_then(|l| l.held_ok.take());
+                self.stats.oks_sent += 1;
+                self.send_outgoing(
+                    at,
+                    connection,
+                    Outgoing::FutureOk {
+                        ok: merge_ok(held, ok),
+                        ahead,
+                    },
+                    Duration::ZERO,
+                );
                 self.flush_durable(at, host, connection);
             }
             MessageFault::DurableBeforeOk => {

@@ -251,13 +251,17 @@ fn w2_future_sequence_ok_is_produced_when_enabled() {
     n.send(Instant(20 * MS), &frame("t", &[0]));
     let evs = events(&mut n, Instant(40 * MS));
     assert_eq!(ok_seqs(&evs), vec![2], "an OK for sequence 2, never sent");
-    // With a frame still in flight the lie would cover it: plain OKs.
+    // With a frame still in flight when it arrives, the lie would make a
+    // clamping client trim that frame: a plain OK instead.
     n.script_message(MessageFault::FutureOk(2));
     n.send(Instant(50 * MS), &frame("t", &[1]));
-    n.send(Instant(50 * MS), &frame("t", &[2]));
+    // The server has answered (at +50 µs) but the OK is still on its way
+    // when the client sends the next frame.
+    assert!(events(&mut n, Instant(50 * MS + 60_000)).is_empty());
+    n.send(Instant(50 * MS + 60_000), &frame("t", &[2]));
     let evs = events(&mut n, Instant(90 * MS));
     assert_eq!(ok_seqs(&evs), vec![1, 2]);
-    // And from the rates.
+    // From the rates too.
     let mut n = net(NetFaults {
         future_ok: 1_000_000,
         ..NetFaults::none()
@@ -267,6 +271,18 @@ fn w2_future_sequence_ok_is_produced_when_enabled() {
     let seqs = ok_seqs(&events(&mut n, Instant(40 * MS)));
     assert!(seqs.len() == 1 && seqs[0] >= 1, "{seqs:?}");
     assert_eq!(n.stats().injected.get("future_ok"), Some(&1));
+}
+
+#[test]
+fn w2_future_sequence_ok_merges_a_coalesced_one() {
+    let mut n = net(NetFaults::none());
+    connected(&mut n, Instant(0), false);
+    n.script_message(MessageFault::CoalesceOk);
+    n.script_message(MessageFault::FutureOk(3));
+    n.send(Instant(20 * MS), &frame("t", &[0]));
+    n.send(Instant(20 * MS), &frame("t", &[1]));
+    let evs = events(&mut n, Instant(40 * MS));
+    assert_eq!(ok_seqs(&evs), vec![4]);
 }
 
 #[test]
