@@ -761,7 +761,13 @@ impl SimNetwork {
                 self.count("connect_hang");
                 return ConnectAttempt { connection };
             }
-            (ConnectFault::Role(role), _) | (ConnectFault::Accept, Some(role)) => {
+            // A host with a role refuses every upgrade, whatever else the
+            // draw chose for the 101 it will not send.
+            (ConnectFault::Role(role), _)
+            | (
+                ConnectFault::Accept | ConnectFault::BadVersion(_) | ConnectFault::OmitDurableEcho,
+                Some(role),
+            ) => {
                 self.count("role_reject");
                 let headers = if role.is_empty() {
                     Vec::new()
