@@ -425,6 +425,20 @@ fn failover_421_carries_x_questdb_role() {
             ..
         }
     ));
+    assert_eq!(
+        n.current_connection(),
+        None,
+        "no socket after a refused upgrade"
+    );
+    // A role host refuses even when a 101 fault was drawn for it.
+    n.script_connect(ConnectFault::BadVersion("2".to_owned()));
+    assert!(matches!(
+        connect(&mut n, Instant(5 * MS), 0, false),
+        UpgradeOutcome::RoleReject {
+            transient: true,
+            ..
+        }
+    ));
     // The other host accepts.
     assert!(matches!(
         connect(&mut n, Instant(10 * MS), 1, false),
