@@ -901,6 +901,43 @@ mod tests {
     }
 
     #[test]
+    fn s8_an_ack_jump_over_frames_the_crash_could_lose_is_counted_not_violated() {
+        let mut c = Checker::new(&files_config(DurabilityMode::Memory));
+        for i in 0..4 {
+            c.on_commit(Instant::ZERO, Fsn(i), i as i64, 1);
+        }
+        c.on_flush_returned(Instant::ZERO, Some(Fsn(3)), None);
+        c.on_crash(Instant::ZERO, CrashLoss::Unacked);
+        let slot = RecoveredSlot {
+            next_fsn: Fsn(4),
+            acked: Some(Fsn(3)),
+            ..RecoveredSlot::empty()
+        };
+        c.on_restart(Instant::ZERO, &slot);
+        c.check_delivery(Instant::ZERO, &DeliveryLog::default());
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        assert_eq!(c.stats().ack_jumps, 1);
+        assert_eq!(c.stats().excused_lost, 4);
+    }
+
+    #[test]
+    fn s8_an_ack_jump_over_durable_frames_is_a_violation() {
+        let mut c = Checker::new(&files_config(DurabilityMode::Flush));
+        for i in 0..4 {
+            c.on_commit(Instant::ZERO, Fsn(i), i as i64, 1);
+        }
+        c.durable = Some(Fsn(3));
+        c.on_crash(Instant::ZERO, CrashLoss::AboveDurable);
+        let slot = RecoveredSlot {
+            next_fsn: Fsn(4),
+            acked: Some(Fsn(3)),
+            ..RecoveredSlot::empty()
+        };
+        c.on_restart(Instant::ZERO, &slot);
+        assert_eq!(names(&c), vec!["S8"]);
+    }
+
+    #[test]
     fn c1_flush_in_flush_durability_needs_a_durable_batch() {
         let mut c = Checker::new(&files_config(DurabilityMode::Flush));
         c.on_commit(Instant::ZERO, Fsn(0), 0, 1);
