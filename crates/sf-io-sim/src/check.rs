@@ -176,6 +176,10 @@ pub struct Checker {
     /// held when it was opened (S6 exempts a slot already over the cap).
     opened_footprint: Option<u64>,
     crash: Option<CrashSnapshot>,
+    /// The `.ack-watermark` could not be trusted for the next restart (a
+    /// failed write or read was injected): replaying acknowledged frames
+    /// is then the spec's fallback (sf-client §5.4), not a violation.
+    watermark_unreliable: bool,
     ledger: BTreeMap<Fsn, FrameRecord>,
     retired: Vec<FrameRecord>,
     violations: Vec<Violation>,
@@ -202,6 +206,7 @@ impl Checker {
             halted: false,
             opened_footprint: None,
             crash: None,
+            watermark_unreliable: false,
             ledger: BTreeMap::new(),
             retired: Vec::new(),
             violations: Vec::new(),
@@ -616,7 +621,7 @@ impl Checker {
                             ),
                         );
                     }
-                    if slot.acked < snap.watermark {
+                    if slot.acked < snap.watermark && !self.watermark_unreliable {
                         self.violate(
                             now,
                             "S8",
@@ -679,12 +684,20 @@ impl Checker {
             self.published = recovered_published;
         }
         self.watermark = None;
+        self.watermark_unreliable = false;
         self.pending_watermarks.clear();
         self.durable = None;
         self.session = None;
         self.halted = false;
         self.opened_footprint = None;
         self.life += 1;
+    }
+
+    /// The next restart may not find the last persisted `.ack-watermark`
+    /// (a write or a read of it failed): falling back to
+    /// `lowestBase − 1` and replaying acknowledged frames is allowed then.
+    pub fn distrust_watermark(&mut self) {
+        self.watermark_unreliable = true;
     }
 
     /// Recovery refused the slot and it was wiped (or memory backing

@@ -130,6 +130,8 @@ pub struct Sim {
     /// engine hears later), by delivery time and order of issue.
     io_queue: BTreeMap<(Instant, u64), (IoId, IoOutcome)>,
     io_seq: u64,
+    /// Injected watermark write and read failures seen at the last open.
+    watermark_faults_seen: u64,
     /// Longest delay of a storage completion (zero: delivered at once).
     io_latency: Duration,
     /// The last `Closed` output: its result and whether it drained.
@@ -241,6 +243,7 @@ impl Sim {
             unreadable_send: false,
             io_queue: BTreeMap::new(),
             io_seq: 0,
+            watermark_faults_seen: 0,
             io_latency,
             last_closed: None,
             violations: Vec::new(),
@@ -366,6 +369,12 @@ impl Sim {
             ),
         );
         if self.stats.lives > 0 {
+            let injected = self.disk.stats().injected;
+            let watermark_faults = injected.watermark_fail + injected.read_fail;
+            if watermark_faults > self.watermark_faults_seen {
+                self.checker.distrust_watermark();
+            }
+            self.watermark_faults_seen = watermark_faults;
             self.checker.on_restart(self.now, &slot);
         }
         match Engine::new(self.config.clone(), slot, self.now, seed) {
@@ -443,6 +452,7 @@ impl Sim {
             .with_backing(self.config.storage.backing);
         self.checker.on_slot_wiped(self.now);
         self.damage_in_epoch = false;
+        self.watermark_faults_seen = 0;
         self.restart_at = Some(self.now);
     }
 
