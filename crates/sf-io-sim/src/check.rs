@@ -327,11 +327,11 @@ impl Checker {
     /// An input about to be fed to the engine.
     pub fn on_input(&mut self, _now: Instant, input: &Input<'_>) {
         match input {
-            // A new connection (or the end of one): sends start over at
-            // `acked + 1` on the next accepted connection (W1).
-            Input::Connected { .. } | Input::Disconnected { .. } | Input::ConnectFailed { .. } => {
-                self.session = None
-            }
+            // Connection boundaries are taken from the outputs (`Connect`,
+            // `CloseConnection`), not from these inputs: an adapter may feed
+            // several inputs before it drains the outputs the first one
+            // caused, and those still belong to the old connection.
+            Input::Connected { .. } | Input::Disconnected { .. } | Input::ConnectFailed { .. } => {}
             Input::Io { id, outcome } => {
                 if let Some(fsn) = self.pending_watermarks.remove(id) {
                     if *outcome == IoOutcome::Done {
@@ -348,7 +348,9 @@ impl Checker {
         match output {
             Output::Send { fsn, .. } => self.on_send(now, *fsn),
             Output::Progress { acked } => self.on_progress(now, *acked),
-            Output::CloseConnection { .. } => self.session = None,
+            // The engine connects only when it has no connection: the next
+            // send starts a new one at `acked + 1` (W1).
+            Output::CloseConnection { .. } | Output::Connect { .. } => self.session = None,
             Output::Notify(e) => {
                 if e.policy() == ErrorPolicy::DropAndContinue {
                     if let Some(span) = e.span() {
@@ -377,7 +379,6 @@ impl Checker {
                 self.pending_watermarks.insert(*id, *fsn);
             }
             Output::Storage(_)
-            | Output::Connect { .. }
             | Output::Ping
             | Output::Warn(_)
             | Output::Released
@@ -844,13 +845,7 @@ mod tests {
         }
         c.on_output(Instant::ZERO, &send(0));
         c.on_output(Instant::ZERO, &Output::Progress { acked: Fsn(0) });
-        c.on_input(
-            Instant::ZERO,
-            &Input::Disconnected {
-                close_code: None,
-                reason: "x",
-            },
-        );
+        c.on_output(Instant::ZERO, &Output::Connect { host: 0 });
         c.on_output(Instant::ZERO, &send(1));
         c.on_output(Instant::ZERO, &send(2));
         assert!(c.violations().is_empty(), "{:?}", c.violations());

@@ -130,6 +130,10 @@ pub struct Sim {
     /// engine hears later), by delivery time and order of issue.
     io_queue: BTreeMap<(Instant, u64), (IoId, IoOutcome)>,
     io_seq: u64,
+    /// Feed every event due at an instant before draining outputs.
+    batch_inputs: bool,
+    /// Set while a batch of inputs is fed: `feed` does not drain.
+    defer_pump: bool,
     /// Injected watermark write and read failures seen at the last open.
     watermark_faults_seen: u64,
     /// Longest delay of a storage completion (zero: delivered at once).
@@ -152,7 +156,10 @@ impl Sim {
             1 => Duration::from_micros(cfg_rng.range_inclusive(10, 500)),
             _ => Duration::from_millis(cfg_rng.range_inclusive(1, 20)),
         };
-        Sim::build(seed, options, config, root, io_latency)
+        let batch_inputs = cfg_rng.coin();
+        let mut sim = Sim::build(seed, options, config, root, io_latency);
+        sim.batch_inputs = batch_inputs;
+        sim
     }
 
     /// A world for `seed` running `config` (scenarios pick their own).
@@ -161,6 +168,14 @@ impl Sim {
         let mut root = SimRng::new(seed);
         let _ = root.fork("config");
         Sim::build(seed, options, config, root, Duration::ZERO)
+    }
+
+    /// With `on`, every event due at one instant is fed before the outputs
+    /// are drained, as the tokio adapter does with the inputs it collected
+    /// while it slept: outputs decided for a connection can then still be
+    /// queued when its disconnect arrives.
+    pub fn set_batch_inputs(&mut self, on: bool) {
+        self.batch_inputs = on;
     }
 
     /// Storage completions arrive up to `max` after the request (uniform),
@@ -244,6 +259,8 @@ impl Sim {
             io_queue: BTreeMap::new(),
             io_seq: 0,
             watermark_faults_seen: 0,
+            batch_inputs: false,
+            defer_pump: false,
             io_latency,
             last_closed: None,
             violations: Vec::new(),
@@ -523,7 +540,9 @@ impl Sim {
             let detail = format!("the engine refused an input from the world: {e}");
             self.violate("DRIVER", detail);
         }
-        self.pump();
+        if !self.defer_pump {
+            self.pump();
+        }
     }
 
     fn feed_net(&mut self, event: NetEvent) {
@@ -687,6 +706,7 @@ impl Sim {
         }
         self.stats.steps += 1;
         let now = self.now;
+        self.defer_pump = self.batch_inputs;
         while let Some(event) = self.network.poll_event(now) {
             self.feed_net(event);
         }
@@ -696,6 +716,9 @@ impl Sim {
             }
             let (id, outcome) = entry.remove();
             self.feed(Input::Io { id, outcome });
+        }
+        if std::mem::take(&mut self.defer_pump) {
+            self.pump();
         }
         if self
             .engine
