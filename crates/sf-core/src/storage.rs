@@ -1267,13 +1267,18 @@ impl Storage {
                             // only a later success can cover it.
                             seg.rewrite = true;
                         }
+                        // L5: a failed fsync may drop every dirty page of
+                        // the file, not only the range it was asked for, so
+                        // a rewrite that stopped short of what was written
+                        // (a header-only retry) leaves the rest owed: the
+                        // next sync of the segment rewrites it too.
                         IoOutcome::Done => {
                             seg.synced = seg.synced.max(upto);
-                            seg.rewrite = false;
+                            seg.rewrite = seg.rewrite && upto < seg.append;
                         }
                         IoOutcome::Synced { upto_offset } => {
                             seg.synced = seg.synced.max(upto_offset.min(upto));
-                            seg.rewrite = false;
+                            seg.rewrite = seg.rewrite && upto < seg.append;
                         }
                     }
                 }
