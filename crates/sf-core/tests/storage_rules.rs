@@ -405,6 +405,81 @@ fn leftover_spares_are_reused_or_unlinked() {
     assert_eq!(p.gen, SegmentGen(3));
 }
 
+/// L5: a failed fsync may drop every dirty page of the segment, so a
+/// header-only retry does not settle the failure: the frame written beside
+/// the header is rewritten by the next sync. Found by the simulator (soak
+/// seed 13704): the frame's sync went out without `rewrite`, was counted
+/// durable, and a host crash lost a flushed frame.
+#[test]
+fn l5_header_only_retry_leaves_the_frames_rewrite_owed() {
+    let mut s = open(StorageConfig {
+        durability: DurabilityMode::Flush,
+        ..cfg(8)
+    });
+    append(&mut s, t(0), 10);
+    append(&mut s, t(0), 10);
+    s.end_batch(t(0));
+    settle(&mut s, t(0));
+    // Frame 2 opens a fresh segment (header + frame), not yet flushed.
+    append(&mut s, t(0), 10);
+    settle(&mut s, t(0));
+    let fresh = s
+        .segments()
+        .iter()
+        .find(|i| i.base_fsn == Some(Fsn(2)))
+        .map(|i| i.name)
+        .expect("a segment holds frame 2");
+    // Trimming the first segment asks for the fresh one's header only.
+    s.acknowledge(t(1), Fsn(1));
+    let header_sync = drain(&mut s)
+        .into_iter()
+        .find(|o| matches!(o, StorageOutput::Sync { name, upto_offset: 24, .. } if *name == fresh))
+        .expect("a header-only sync of the fresh segment");
+    s.io_done(
+        t(1),
+        id_of(&header_sync),
+        IoOutcome::Failed(IoFailure::Io { os_code: Some(5) }),
+    )
+    .expect("io");
+    let at = s.poll_timeout().expect("the sync is retried");
+    s.handle_timeout(at);
+    let retry = drain(&mut s)
+        .into_iter()
+        .find(|o| matches!(o, StorageOutput::Sync { name, .. } if *name == fresh))
+        .expect("the header sync is retried");
+    assert!(
+        matches!(
+            retry,
+            StorageOutput::Sync {
+                rewrite: true,
+                upto_offset: 24,
+                ..
+            }
+        ),
+        "{retry:?}"
+    );
+    s.io_done(at, id_of(&retry), IoOutcome::Done).expect("io");
+    settle_except_syncs(&mut s, at);
+    s.end_batch(at);
+    let frame_sync = drain(&mut s)
+        .into_iter()
+        .find(|o| matches!(o, StorageOutput::Sync { name, .. } if *name == fresh))
+        .expect("the flush syncs the frame");
+    assert!(
+        matches!(frame_sync, StorageOutput::Sync { rewrite: true, .. }),
+        "the frame beside the header may have been dropped by the failed fsync: {frame_sync:?}"
+    );
+}
+
+/// Completes every queued output but syncs, which are left pending.
+fn settle_except_syncs(s: &mut Storage, now: Instant) {
+    for o in drain(s) {
+        if !matches!(o, StorageOutput::Sync { .. }) {
+            s.io_done(now, id_of(&o), IoOutcome::Done).expect("io");
+        }
+    }
+}
+
 /// S4 with S3: a failed unlink of an older segment holds back the unlink
 /// of every newer one, so the files on disk stay a contiguous run of FSNs.
 /// Found by the simulator (seed 239 of the sweep): the newer segment went,
