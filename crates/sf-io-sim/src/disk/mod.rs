@@ -234,7 +234,9 @@ impl SimDisk {
                     file.write(0, &h);
                 }
             }
-            let mut body = (payload.len() as i32).to_le_bytes().to_vec();
+            // The placement's length fits i32 (the engine caps payloads).
+            let len = i32::try_from(payload.len()).unwrap_or(i32::MAX);
+            let mut body = len.to_le_bytes().to_vec();
             body.extend_from_slice(payload);
             let n = usize::try_from(self.rng.below(body.len() as u64 + 1)).unwrap_or(0);
             if let Some(prefix) = body.get(..n) {
