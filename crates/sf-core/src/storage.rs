@@ -1267,13 +1267,18 @@ impl Storage {
                             // only a later success can cover it.
                             seg.rewrite = true;
                         }
+                        // L5: a failed fsync may drop every dirty page of
+                        // the file, not only the range it was asked for, so
+                        // a rewrite that stopped short of what was written
+                        // (a header-only retry) leaves the rest owed: the
+                        // next sync of the segment rewrites it too.
                         IoOutcome::Done => {
                             seg.synced = seg.synced.max(upto);
-                            seg.rewrite = false;
+                            seg.rewrite = seg.rewrite && upto < seg.append;
                         }
                         IoOutcome::Synced { upto_offset } => {
                             seg.synced = seg.synced.max(upto_offset.min(upto));
-                            seg.rewrite = false;
+                            seg.rewrite = seg.rewrite && upto < seg.append;
                         }
                     }
                 }
@@ -1291,7 +1296,9 @@ impl Storage {
                 if let Some(i) = self.unlinking.iter().position(|u| u.name == name) {
                     match failure {
                         None => {
-                            let u = self.unlinking.swap_remove(i);
+                            // `remove`, not `swap_remove`: the order is
+                            // the unlink order (see `drive_unlinks`).
+                            let u = self.unlinking.remove(i);
                             if u.class == ByteClass::Resident {
                                 self.resident = self.resident.saturating_sub(u.size);
                             }
@@ -1586,10 +1593,21 @@ impl Storage {
 
     fn drive_unlinks(&mut self, now: Instant) {
         let front_durable = self.front_header_durable();
+        // S3: former log segments are unlinked one at a time, oldest first
+        // (`unlinking` keeps trim order). Were a newer one removed while an
+        // older one's unlink failed or is in flight, a crash in between
+        // would leave an FSN gap on disk that recovery must refuse.
+        let mut older_gated_pending = false;
         for i in 0..self.unlinking.len() {
             let Some(u) = self.unlinking.get(i) else {
                 break;
             };
+            if self.unlink_gated(u) {
+                if older_gated_pending {
+                    continue;
+                }
+                older_gated_pending = true;
+            }
             if !front_durable && self.unlink_gated(u) {
                 continue;
             }
