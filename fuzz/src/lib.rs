@@ -4,7 +4,9 @@
 //! panic, no allocation the input cannot justify), and checks the properties
 //! that are cheap to check: decode → re-encode round trips, the segment scan's
 //! S2 guarantees, the recovery planner's S1/S3/S8 guarantees, the connect
-//! string's parse → print → parse identity. A violated property panics with a
+//! string's parse → print → parse identity, and the engine's invariants
+//! (checked by the simulator's `sf_io_sim::Checker`) over arbitrary input
+//! sequences. A violated property panics with a
 //! message naming the invariant, which is what a fuzzer reports as a crash.
 //!
 //! The same bodies run in two places:
@@ -22,6 +24,7 @@
 pub mod connect_string;
 pub mod decode_message;
 pub mod decode_response;
+pub mod engine;
 pub mod mutate;
 pub mod seeds;
 pub mod segment_scan;
@@ -66,6 +69,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "connect_string",
         body: connect_string::run,
+    },
+    Target {
+        name: "engine",
+        body: engine::run,
     },
 ];
 

@@ -32,7 +32,8 @@ pub fn seeds(name: &str) -> Vec<Seed> {
             .collect(),
         "decode_response" => response_seeds(),
         "segment_scan" => segment_seeds(),
-        "slot_recovery" => slot_recovery_seeds(),
+        "slot_recovery" => selected(crate::slot_recovery::run, 0x5107_4ec0, 400),
+        "engine" => selected(crate::engine::run, 0xe491_0e00, 1200),
         "connect_string" => connect_string_seeds(),
         _ => Vec::new(),
     }
@@ -412,21 +413,23 @@ fn connect_string_seeds() -> Vec<Seed> {
     out
 }
 
-/// Inputs for the structure-aware target, chosen from seeded random byte
-/// strings: the first input to reach each distinct outcome (up to 40).
-fn slot_recovery_seeds() -> Vec<Seed> {
-    let mut rng = Rng::new(0x5107_4ec0);
+/// Inputs for a structure-aware target, chosen from seeded random byte
+/// strings of up to `max_len` bytes: the first input to reach each distinct
+/// outcome (up to 40), searching until 60,000 inputs in a row found nothing
+/// new.
+fn selected(body: fn(&[u8]) -> crate::Outcome, seed: u64, max_len: usize) -> Vec<Seed> {
+    let mut rng = Rng::new(seed);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for _ in 0..200_000 {
-        let len = 16 + rng.below(400);
+    let mut since_new = 0;
+    while since_new < 60_000 && out.len() < 40 {
+        let len = 16 + rng.below(max_len);
         let data = random_bytes(&mut rng, len);
-        let outcome = crate::slot_recovery::run(&data);
+        let outcome = body(&data);
+        since_new += 1;
         if seen.insert(outcome) {
+            since_new = 0;
             out.push((format!("{}.bin", outcome.replace('/', "_")), data));
-            if out.len() >= 40 {
-                break;
-            }
         }
     }
     out

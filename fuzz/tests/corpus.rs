@@ -167,6 +167,16 @@ fn connect_string_parse_print_parse_is_identity() {
 }
 
 #[test]
+fn engine_input_sequences_keep_the_checkers_quiet() {
+    let outcomes = exercise("engine", 2048);
+    assert_reaches(
+        "engine",
+        &outcomes,
+        &["acked", "published", "closed", "halted", "idle"],
+    );
+}
+
+#[test]
 fn corpus_holds_every_generated_seed() {
     for t in TARGETS {
         let on_disk = load_corpus(t.name);
