@@ -85,6 +85,10 @@ pub struct ConfigInput {
     pub ack_timeout_ms: Option<u16>,
     /// Durable-ACK keepalive; `None` disables it.
     pub keepalive_ms: Option<u8>,
+    /// Complete every storage operation as soon as it is asked for (as the
+    /// simulator does), with the fault armed by [`Op::ArmIoFault`] if any;
+    /// otherwise operations wait for [`Op::CompleteIo`].
+    pub auto_io: bool,
 }
 
 /// The slot the engine is built over.
@@ -133,6 +137,8 @@ pub enum Op {
     CompleteIo(IoResult),
     /// Every pending storage operation completes successfully.
     CompleteAllIo,
+    /// With `auto_io`, the next storage operation ends this way.
+    ArmIoFault(IoResult),
     /// A completion for an operation that was never asked for.
     StrayIo {
         /// Its id.
@@ -149,7 +155,7 @@ pub enum Op {
         /// The HTTP status.
         status: UpgradeStatus,
         /// `X-QWP-Version`.
-        version: Option<u8>,
+        version: VersionChoice,
         /// `X-QWP-Durable-Ack: enabled`.
         echo: bool,
     },
@@ -223,6 +229,17 @@ pub enum UpgradeStatus {
     Other(u16),
 }
 
+/// The `X-QWP-Version` header of an upgrade response.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum VersionChoice {
+    /// `1`, the version this client speaks.
+    Good,
+    /// No header.
+    Missing,
+    /// Any number.
+    Raw(u8),
+}
+
 /// An OK or error frame's sequence.
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub enum SeqChoice {
@@ -291,6 +308,9 @@ pub fn run_input(input: EngineInput) -> Outcome {
         tickets: Vec::new(),
         next_row: 0,
         closed: false,
+        auto_io: input.config.auto_io,
+        armed: None,
+        progressed: false,
     };
     d.pump();
     for op in input.ops {
@@ -315,7 +335,7 @@ pub fn run_input(input: EngineInput) -> Outcome {
         "closed"
     } else if d.checker.halted() {
         "halted"
-    } else if d.engine.acked_fsn().is_some() {
+    } else if d.progressed {
         "acked"
     } else if d.engine.published_fsn().is_some() {
         "published"
@@ -434,6 +454,12 @@ struct Driver {
     tickets: Vec<BatchTicket>,
     next_row: i64,
     closed: bool,
+    /// Complete storage operations at once.
+    auto_io: bool,
+    /// The outcome of the next auto-completed storage operation.
+    armed: Option<IoResult>,
+    /// A `Progress` output was seen.
+    progressed: bool,
 }
 
 fn io_id(op: &StorageOutput) -> IoId {
@@ -492,6 +518,33 @@ impl Driver {
 
     /// Takes every output, as an adapter would, then lets the checker look.
     fn pump(&mut self) {
+        self.drain_outputs();
+        // Auto-completions may ask for more; bounded so a loop shows.
+        for _ in 0..10_000 {
+            if !self.auto_io || self.closed {
+                break;
+            }
+            let Some(op) = self.io.pop_front() else { break };
+            let outcome = outcome_for(Some(&op), self.armed.take().unwrap_or(IoResult::Done));
+            let input = Input::Io {
+                id: io_id(&op),
+                outcome,
+            };
+            let described = format!("{input:?}");
+            match self.engine.handle_input(self.now, input) {
+                Ok(()) => self.checker.on_input(self.now, &input),
+                Err(e) => panic!("engine refused its own I/O completion {described}: {e}"),
+            }
+            self.drain_outputs();
+        }
+        if !self.closed {
+            self.checker.after_step(self.now, &self.engine);
+        }
+        self.settle_tickets();
+    }
+
+    /// Takes every output, as an adapter would.
+    fn drain_outputs(&mut self) {
         while let Some(out) = self.engine.poll_output() {
             self.checker.on_output(self.now, &out);
             match out {
@@ -506,13 +559,10 @@ impl Driver {
                     let _ = e.to_string();
                 }
                 Output::Closed { .. } => self.closed = true,
-                Output::Ping | Output::Progress { .. } | Output::Warn(_) | Output::Released => {}
+                Output::Progress { .. } => self.progressed = true,
+                Output::Ping | Output::Warn(_) | Output::Released => {}
             }
         }
-        if !self.closed {
-            self.checker.after_step(self.now, &self.engine);
-        }
-        self.settle_tickets();
     }
 
     /// Reports every flush that has returned (C1).
@@ -599,6 +649,7 @@ impl Driver {
                     });
                 }
             }
+            Op::ArmIoFault(r) => self.armed = Some(r),
             Op::StrayIo { id, result } => {
                 let id = IoId(u64::from(id) + (1 << 40));
                 self.feed_any(Input::Io {
@@ -683,10 +734,14 @@ impl Driver {
         plausible: bool,
         host: u8,
         status: UpgradeStatus,
-        version: Option<u8>,
+        version: VersionChoice,
         echo: bool,
     ) {
-        let version = version.map(|v| v.to_string());
+        let version = match version {
+            VersionChoice::Good => Some("1".to_string()),
+            VersionChoice::Missing => None,
+            VersionChoice::Raw(v) => Some(v.to_string()),
+        };
         let mut headers: Vec<(&str, &[u8])> = Vec::new();
         if let Some(v) = &version {
             headers.push((HEADER_VERSION, v.as_bytes()));
