@@ -8,7 +8,7 @@
 //! whose null strategy is a sentinel comes back as that sentinel, so those two
 //! are compared by string and skipped respectively. A message the encoder
 //! refuses (a name it rejects, a row with no value, a CHAR outside the BMP,
-//! the same table twice, a table block with no rows, …) is only walked.
+//! the same table twice, no table or a table block with no rows, …) is only walked.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -50,11 +50,13 @@ pub fn run(data: &[u8]) -> Outcome {
 /// Rebuilds `msg` with the encoder, or `None` when the encoder refuses it.
 fn reencode(msg: &Message) -> Option<Vec<u8>> {
     let mut names = HashSet::new();
-    // The builder cannot express a table block with no rows.
-    if !msg
-        .tables
-        .iter()
-        .all(|t| t.row_count() > 0 && names.insert(t.name()))
+    // The builder cannot express a message without tables or a table block
+    // with no rows: it encodes nothing at all for no rows.
+    if msg.tables.is_empty()
+        || !msg
+            .tables
+            .iter()
+            .all(|t| t.row_count() > 0 && names.insert(t.name()))
     {
         return None;
     }
