@@ -151,6 +151,9 @@ pub struct CheckStats {
     pub sends: u64,
     /// Sends of a frame that had gone out before.
     pub resends: u64,
+    /// Restarts whose recovered acknowledgement passed the true one over
+    /// frames the crash was allowed to lose (see [`Checker::on_restart`]).
+    pub ack_jumps: u64,
 }
 
 /// The invariant checkers. See the module docs.
@@ -570,15 +573,36 @@ impl Checker {
             self.acked = slot.acked;
             self.published = recovered_published;
         } else {
+            // S8: the recovered acknowledgement may pass the true one only
+            // over frames the crash was allowed to lose (they are gone and
+            // will never be sent); skipping a frame that had to survive is
+            // data loss.
             if slot.acked > snap.acked {
-                self.violate(
-                    now,
-                    "S8",
-                    format!(
-                        "recovered acked {:?} above the acknowledged FSN {:?} before the crash",
-                        slot.acked, snap.acked
-                    ),
-                );
+                let from = snap.acked.map_or(Fsn::ZERO, Fsn::next);
+                let must_survive = |fsn: Fsn| match snap.loss {
+                    CrashLoss::Nothing => true,
+                    CrashLoss::AboveDurable => snap.durable.is_some_and(|d| fsn <= d),
+                    CrashLoss::Unacked | CrashLoss::Corrupted => false,
+                };
+                let upto = slot.acked.unwrap_or(Fsn::ZERO);
+                if must_survive(from) {
+                    self.violate(
+                        now,
+                        "S8",
+                        format!(
+                            "recovered acked {:?} above the acknowledged FSN {:?} before a {:?} crash: frames that had to survive would never be sent",
+                            slot.acked, snap.acked, snap.loss
+                        ),
+                    );
+                } else {
+                    self.stats.ack_jumps += 1;
+                }
+                for (_, rec) in self.ledger.range_mut(from..=upto) {
+                    if !rec.excused {
+                        rec.excused = true;
+                        self.stats.excused_lost += 1;
+                    }
+                }
             }
             match snap.loss {
                 CrashLoss::Nothing => {
@@ -604,7 +628,9 @@ impl Checker {
                     }
                 }
                 CrashLoss::AboveDurable => {
-                    if recovered_published < snap.durable {
+                    // Durable frames that were acknowledged may go: the
+                    // server has them (the durable FSN counts them).
+                    if recovered_published.max(snap.acked) < snap.durable {
                         self.violate(
                             now,
                             "L1",
@@ -872,6 +898,43 @@ mod tests {
         };
         c.on_restart(Instant::ZERO, &slot);
         assert_eq!(names(&c), vec!["L1", "C1"]);
+    }
+
+    #[test]
+    fn s8_an_ack_jump_over_frames_the_crash_could_lose_is_counted_not_violated() {
+        let mut c = Checker::new(&files_config(DurabilityMode::Memory));
+        for i in 0..4 {
+            c.on_commit(Instant::ZERO, Fsn(i), i as i64, 1);
+        }
+        c.on_flush_returned(Instant::ZERO, Some(Fsn(3)), None);
+        c.on_crash(Instant::ZERO, CrashLoss::Unacked);
+        let slot = RecoveredSlot {
+            next_fsn: Fsn(4),
+            acked: Some(Fsn(3)),
+            ..RecoveredSlot::empty()
+        };
+        c.on_restart(Instant::ZERO, &slot);
+        c.check_delivery(Instant::ZERO, &DeliveryLog::default());
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        assert_eq!(c.stats().ack_jumps, 1);
+        assert_eq!(c.stats().excused_lost, 4);
+    }
+
+    #[test]
+    fn s8_an_ack_jump_over_durable_frames_is_a_violation() {
+        let mut c = Checker::new(&files_config(DurabilityMode::Flush));
+        for i in 0..4 {
+            c.on_commit(Instant::ZERO, Fsn(i), i as i64, 1);
+        }
+        c.durable = Some(Fsn(3));
+        c.on_crash(Instant::ZERO, CrashLoss::AboveDurable);
+        let slot = RecoveredSlot {
+            next_fsn: Fsn(4),
+            acked: Some(Fsn(3)),
+            ..RecoveredSlot::empty()
+        };
+        c.on_restart(Instant::ZERO, &slot);
+        assert_eq!(names(&c), vec!["S8"]);
     }
 
     #[test]

@@ -38,13 +38,14 @@
 //! no host crash or bit flip can explain it).
 
 use core::time::Duration;
+use std::collections::BTreeMap;
 
 use qwp_proto::upgrade::request_headers;
 use sf_core::durability::{BatchTicket, DurabilityMode};
 use sf_core::engine::{Engine, EngineConfig, EngineError, Input, Output};
 use sf_core::errors::SenderError;
 use sf_core::recovery::{RecoveredSlot, RecoveryError};
-use sf_core::storage::{AppendDecision, AppendError, Backing};
+use sf_core::storage::{AppendDecision, AppendError, Backing, IoId, IoOutcome};
 use sf_core::{Fsn, Instant};
 
 use crate::check::{Checker, CrashLoss, DeliveryLog, Violation};
@@ -125,6 +126,12 @@ pub struct Sim {
     /// The frame the engine published but the disk cannot give back: the
     /// connection is dropped after the current drain.
     unreadable_send: bool,
+    /// Storage completions not yet delivered (the disk acted at once; the
+    /// engine hears later), by delivery time and order of issue.
+    io_queue: BTreeMap<(Instant, u64), (IoId, IoOutcome)>,
+    io_seq: u64,
+    /// Longest delay of a storage completion (zero: delivered at once).
+    io_latency: Duration,
     /// The last `Closed` output: its result and whether it drained.
     last_closed: Option<(Result<(), SenderError>, bool)>,
     violations: Vec<Violation>,
@@ -138,17 +145,35 @@ impl Sim {
         let mut root = SimRng::new(seed);
         let mut cfg_rng = root.fork("config");
         let config = random_config(&mut cfg_rng);
-        Sim::build(seed, options, config, root)
+        let io_latency = match cfg_rng.below(3) {
+            0 => Duration::ZERO,
+            1 => Duration::from_micros(cfg_rng.range_inclusive(10, 500)),
+            _ => Duration::from_millis(cfg_rng.range_inclusive(1, 20)),
+        };
+        Sim::build(seed, options, config, root, io_latency)
     }
 
     /// A world for `seed` running `config` (scenarios pick their own).
+    /// Storage completions arrive at once; see [`Sim::set_io_latency`].
     pub fn with_config(seed: u64, options: &SimOptions, config: EngineConfig) -> Sim {
         let mut root = SimRng::new(seed);
         let _ = root.fork("config");
-        Sim::build(seed, options, config, root)
+        Sim::build(seed, options, config, root, Duration::ZERO)
     }
 
-    fn build(seed: u64, options: &SimOptions, config: EngineConfig, mut root: SimRng) -> Sim {
+    /// Storage completions arrive up to `max` after the request (uniform),
+    /// so the engine sees syncs, creations and unlinks in flight.
+    pub fn set_io_latency(&mut self, max: Duration) {
+        self.io_latency = max;
+    }
+
+    fn build(
+        seed: u64,
+        options: &SimOptions,
+        config: EngineConfig,
+        mut root: SimRng,
+        io_latency: Duration,
+    ) -> Sim {
         let mut fault_rng = root.fork("faults");
         let enabled: Vec<FaultKind> = match &options.faults {
             Some(list) => list.clone(),
@@ -214,6 +239,9 @@ impl Sim {
             same_instant_steps: 0,
             stuck: false,
             unreadable_send: false,
+            io_queue: BTreeMap::new(),
+            io_seq: 0,
+            io_latency,
             last_closed: None,
             violations: Vec::new(),
             stats,
@@ -440,6 +468,7 @@ impl Sim {
             }
         }
         self.engine = None;
+        self.io_queue.clear();
         self.network.close(self.now, 1006);
         let flips = self.disk.stats().injected.bit_flips;
         self.disk.crash(kind);
@@ -459,6 +488,7 @@ impl Sim {
     /// exit; memory backing loses what it held).
     fn on_closed(&mut self) {
         self.engine = None;
+        self.io_queue.clear();
         self.network.close(self.now, 1000);
         self.disk.crash(CrashKind::Process);
         self.checker.on_clean_shutdown(self.now);
@@ -520,10 +550,15 @@ impl Sim {
             match output {
                 Output::Storage(op) => {
                     let outcome = self.disk.perform(&op);
-                    let input = Input::Io {
-                        id: output_id(&op),
-                        outcome,
-                    };
+                    let id = output_id(&op);
+                    if !self.io_latency.is_zero() {
+                        let max = u64::try_from(self.io_latency.as_nanos()).unwrap_or(u64::MAX);
+                        let at = now.saturating_add(Duration::from_nanos(self.rng.below(max)));
+                        self.io_seq += 1;
+                        self.io_queue.insert((at, self.io_seq), (id, outcome));
+                        continue;
+                    }
+                    let input = Input::Io { id, outcome };
                     self.trace.record(now, "in", format_args!("{input:?}"));
                     self.checker.on_input(now, &input);
                     let fed = self
@@ -595,6 +630,7 @@ impl Sim {
         };
         take(self.engine.as_ref().and_then(Engine::poll_timeout));
         take(self.network.next_event_at());
+        take(self.io_queue.keys().next().map(|k| k.0));
         take(self.restart_at);
         if self.autopilot {
             take(self.next_crash);
@@ -643,6 +679,13 @@ impl Sim {
         let now = self.now;
         while let Some(event) = self.network.poll_event(now) {
             self.feed_net(event);
+        }
+        while let Some(entry) = self.io_queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (id, outcome) = entry.remove();
+            self.feed(Input::Io { id, outcome });
         }
         if self
             .engine
