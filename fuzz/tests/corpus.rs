@@ -94,7 +94,7 @@ fn assert_reaches(name: &str, outcomes: &BTreeSet<Outcome>, expected: &[Outcome]
     for e in expected {
         assert!(
             outcomes.contains(e),
-            "{name}: no corpus input reaches {e:?} (reached: {outcomes:?})"
+            "{name}: no corpus input reaches {e:?} (reached: {outcomes:?}); if behaviour changed on purpose, regenerate with `cargo run -p qwp-sf-fuzz --example write_corpus`"
         );
     }
 }
@@ -176,16 +176,26 @@ fn engine_input_sequences_keep_the_checkers_quiet() {
     );
 }
 
+/// The targets whose seeds are encodings of the formats (the others are
+/// selected random inputs, whose choice follows the engine's and the
+/// planner's behaviour; their coverage is checked by the outcome tests).
+const FORMAT_SEEDED: &[&str] = &[
+    "varint",
+    "decode_message",
+    "decode_response",
+    "segment_scan",
+    "connect_string",
+];
+
 #[test]
-fn corpus_holds_every_generated_seed() {
-    for t in TARGETS {
-        let on_disk = load_corpus(t.name);
-        for (name, bytes) in seeds::seeds(t.name) {
-            let found = on_disk.iter().find(|(n, _)| *n == name);
+fn corpus_holds_every_generated_format_seed() {
+    for name in FORMAT_SEEDED {
+        let on_disk = load_corpus(name);
+        for (file, bytes) in seeds::seeds(name) {
+            let found = on_disk.iter().find(|(n, _)| *n == file);
             assert!(
                 found.is_some_and(|(_, b)| *b == bytes),
-                "{}/{name} is missing or stale: run `cargo run -p qwp-sf-fuzz --example write_corpus`",
-                t.name
+                "{name}/{file} is missing or stale (the format changed?): run `cargo run -p qwp-sf-fuzz --example write_corpus`"
             );
         }
     }
