@@ -98,6 +98,14 @@ pub enum CliError {
         /// What is wrong.
         reason: String,
     },
+    /// `sim`: some seeds broke an invariant (their lines say which).
+    #[error("{failed} of {total} seeds failed")]
+    SimFailed {
+        /// Seeds with a violation.
+        failed: u64,
+        /// Seeds run.
+        total: u64,
+    },
     /// A file of a slot could not be read.
     #[error(transparent)]
     Fs(#[from] sf_io_tokio::fs::FsError),

@@ -6,6 +6,7 @@
 //! - `drain`: replay whatever a slot still holds, then exit.
 //! - `inspect`: a read-only report of what is stuck on disk.
 //! - `decode`: a QWP1 message or a segment file as JSON lines.
+//! - `sim`: the deterministic simulation, one line per seed.
 //!
 //! Exit codes: 0 ok, 1 any error (one `error: …` line on stderr with its
 //! cause chain), 2 when `inspect` finds a slot recovery would refuse.
@@ -20,6 +21,7 @@ mod ilp;
 mod ingest;
 mod inspect;
 mod serve;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -51,6 +53,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Print a QWP1 message or a segment file's frames as JSON lines.
     Decode(decode::DecodeArgs),
+    /// Run the deterministic simulation: one line per seed.
+    Sim(sim::SimArgs),
 }
 
 /// How a command that ran to its end wants the process to exit.
@@ -107,6 +111,7 @@ fn run(command: Command) -> Result<Outcome, CliError> {
         Command::Drain(a) => drain::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::Sim(a) => sim::run(a),
     }
 }
 

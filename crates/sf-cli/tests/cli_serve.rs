@@ -70,7 +70,11 @@ fn serve_with_a_token_refuses_a_client_without_it() {
     // Warnings and errors the sender logs on the way may precede it; the
     // command's own verdict is the one `error:` line, last.
     let err = stderr(&out);
-    assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
     let last = err.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: sender: "), "{err}");
     assert!(last.contains("401/403"), "{err}");
