@@ -90,3 +90,32 @@ fn serve_refuses_a_user_without_a_password() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stdout(&out).is_empty());
 }
+
+#[test]
+fn w4_serve_durable_ack_confirms_a_client_that_requests_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let served = Served::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--durable-ack",
+        "--durable-ack-delay-ms",
+        "1",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    std::fs::write(tmp.path().join("in.ilp"), "m v=1i 1\nm v=2i 2\n").unwrap();
+    // With request_durable_ack=on the connect fails unless the server
+    // echoes the header, and only DURABLE_ACKs trim: the command ending
+    // with every row acknowledged is the server's durable confirmation.
+    let conf = format!(
+        "ws::addr={};sf_dir={};request_durable_ack=on;",
+        served.addr,
+        tmp.path().join("sf").display()
+    );
+    let out = run_in(tmp.path(), &["ingest", "in.ilp", "--conf", &conf, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["acked_fsn"], 0);
+    assert_eq!(jsonl_rows(&data)["m"].len(), 2);
+}
