@@ -153,7 +153,12 @@ impl LogSegment {
             sealed: false,
             synced: 0,
             sync_in_flight: false,
-            rewrite: false,
+            // L5 across a process crash: an earlier life's sync of these
+            // bytes may have failed, leaving pages the kernel marked clean
+            // without writing them; a plain sync in this life would then
+            // succeed without making them durable. Rewrite before the
+            // first sync.
+            rewrite: true,
         }
     }
 

@@ -1291,8 +1291,8 @@ impl Storage {
                 if let Some(i) = self.unlinking.iter().position(|u| u.name == name) {
                     match failure {
                         None => {
-                            // `remove`, not `swap_remove`: the list keeps
-                            // trim order, which `drive_unlinks` relies on.
+                            // `remove`, not `swap_remove`: the order is
+                            // the unlink order (see `drive_unlinks`).
                             let u = self.unlinking.remove(i);
                             if u.class == ByteClass::Resident {
                                 self.resident = self.resident.saturating_sub(u.size);
@@ -1586,25 +1586,26 @@ impl Storage {
                     .any(|u| self.unlink_gated(u) && !matches!(u.state, UnlinkState::InFlight(_))))
     }
 
-    /// Issues the unlinks that are due. Former log segments go strictly in
-    /// FSN order, one at a time: while an older one's unlink is in flight
-    /// or waiting for its retry, a newer one stays on disk. Otherwise a
-    /// failed unlink of an older segment next to a successful one of a
-    /// newer segment leaves an FSN gap between the files, and the next
-    /// recovery refuses the slot (S3) although nothing was lost (S4).
     fn drive_unlinks(&mut self, now: Instant) {
         let front_durable = self.front_header_durable();
+        // S3: former log segments are unlinked one at a time, oldest first
+        // (`unlinking` keeps trim order). Were a newer one removed while an
+        // older one's unlink failed or is in flight, a crash in between
+        // would leave an FSN gap on disk that recovery must refuse.
         let mut older_gated_pending = false;
         for i in 0..self.unlinking.len() {
             let Some(u) = self.unlinking.get(i) else {
                 break;
             };
-            let gated = self.unlink_gated(u);
-            if gated && (!front_durable || older_gated_pending) {
+            if self.unlink_gated(u) {
+                if older_gated_pending {
+                    continue;
+                }
                 older_gated_pending = true;
+            }
+            if !front_durable && self.unlink_gated(u) {
                 continue;
             }
-            older_gated_pending |= gated;
             let due = match u.state {
                 UnlinkState::Due => true,
                 UnlinkState::RetryAt(at) => at <= now,

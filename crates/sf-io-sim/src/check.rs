@@ -176,6 +176,10 @@ pub struct Checker {
     /// held when it was opened (S6 exempts a slot already over the cap).
     opened_footprint: Option<u64>,
     crash: Option<CrashSnapshot>,
+    /// The `.ack-watermark` could not be trusted for the next restart (a
+    /// failed write or read was injected): replaying acknowledged frames
+    /// is then the spec's fallback (sf-client §5.4), not a violation.
+    watermark_unreliable: bool,
     ledger: BTreeMap<Fsn, FrameRecord>,
     retired: Vec<FrameRecord>,
     violations: Vec<Violation>,
@@ -202,6 +206,7 @@ impl Checker {
             halted: false,
             opened_footprint: None,
             crash: None,
+            watermark_unreliable: false,
             ledger: BTreeMap::new(),
             retired: Vec::new(),
             violations: Vec::new(),
@@ -322,11 +327,11 @@ impl Checker {
     /// An input about to be fed to the engine.
     pub fn on_input(&mut self, _now: Instant, input: &Input<'_>) {
         match input {
-            // A new connection (or the end of one): sends start over at
-            // `acked + 1` on the next accepted connection (W1).
-            Input::Connected { .. } | Input::Disconnected { .. } | Input::ConnectFailed { .. } => {
-                self.session = None
-            }
+            // Connection boundaries are taken from the outputs (`Connect`,
+            // `CloseConnection`), not from these inputs: an adapter may feed
+            // several inputs before it drains the outputs the first one
+            // caused, and those still belong to the old connection.
+            Input::Connected { .. } | Input::Disconnected { .. } | Input::ConnectFailed { .. } => {}
             Input::Io { id, outcome } => {
                 if let Some(fsn) = self.pending_watermarks.remove(id) {
                     if *outcome == IoOutcome::Done {
@@ -343,7 +348,9 @@ impl Checker {
         match output {
             Output::Send { fsn, .. } => self.on_send(now, *fsn),
             Output::Progress { acked } => self.on_progress(now, *acked),
-            Output::CloseConnection { .. } => self.session = None,
+            // The engine connects only when it has no connection: the next
+            // send starts a new one at `acked + 1` (W1).
+            Output::CloseConnection { .. } | Output::Connect { .. } => self.session = None,
             Output::Notify(e) => {
                 if e.policy() == ErrorPolicy::DropAndContinue {
                     if let Some(span) = e.span() {
@@ -372,7 +379,6 @@ impl Checker {
                 self.pending_watermarks.insert(*id, *fsn);
             }
             Output::Storage(_)
-            | Output::Connect { .. }
             | Output::Ping
             | Output::Warn(_)
             | Output::Released
@@ -616,7 +622,7 @@ impl Checker {
                             ),
                         );
                     }
-                    if slot.acked < snap.watermark {
+                    if slot.acked < snap.watermark && !self.watermark_unreliable {
                         self.violate(
                             now,
                             "S8",
@@ -679,12 +685,20 @@ impl Checker {
             self.published = recovered_published;
         }
         self.watermark = None;
+        self.watermark_unreliable = false;
         self.pending_watermarks.clear();
         self.durable = None;
         self.session = None;
         self.halted = false;
         self.opened_footprint = None;
         self.life += 1;
+    }
+
+    /// The next restart may not find the last persisted `.ack-watermark`
+    /// (a write or a read of it failed): falling back to
+    /// `lowestBase − 1` and replaying acknowledged frames is allowed then.
+    pub fn distrust_watermark(&mut self) {
+        self.watermark_unreliable = true;
     }
 
     /// Recovery refused the slot and it was wiped (or memory backing
@@ -831,13 +845,7 @@ mod tests {
         }
         c.on_output(Instant::ZERO, &send(0));
         c.on_output(Instant::ZERO, &Output::Progress { acked: Fsn(0) });
-        c.on_input(
-            Instant::ZERO,
-            &Input::Disconnected {
-                close_code: None,
-                reason: "x",
-            },
-        );
+        c.on_output(Instant::ZERO, &Output::Connect { host: 0 });
         c.on_output(Instant::ZERO, &send(1));
         c.on_output(Instant::ZERO, &send(2));
         assert!(c.violations().is_empty(), "{:?}", c.violations());

@@ -38,13 +38,15 @@
 //! with [`SimNetwork::script_connect`] and [`SimNetwork::script_message`],
 //! which take precedence over random draws, and poison rows with
 //! [`SimNetwork::poison_row`]. Decisions where the spec is silent:
-//! - A **future-sequence OK** ("an OK for a sequence never sent") is only
-//!   produced when every frame the client sent on the connection has
-//!   reached the server: it then names a sequence beyond anything sent. A
-//!   client that clamps (W2) trims exactly what the server committed; one
-//!   that does not trims frames the server never saw. With frames still in
-//!   flight a clamping client would trim frames a later drop could lose,
-//!   which is a server lie no client survives, not a client bug.
+//! - A **future-sequence OK** ("an OK for a sequence never sent") names a
+//!   sequence beyond its message only if, at the instant it reaches the
+//!   client, the server has numbered every frame the client sent on the
+//!   connection; otherwise it goes out as a plain OK. A client that clamps
+//!   (W2) then trims exactly what the server handled; one that does not
+//!   trims published frames it never sent. Were frames still in flight, the
+//!   clamp itself would cover them and a later drop would lose them: a
+//!   server lie no client survives, which would make swarm runs report
+//!   client bugs that are not there.
 //! - A **coalesced OK** is held back and merged (per-table seqTxns
 //!   max-merged) into the next OK of the connection, or sent alone after
 //!   `coalesce_window`; an error frame or a close frame first flushes it so
@@ -314,8 +316,8 @@ pub enum MessageFault {
     /// Send the OK this much later than normal.
     DelayOk(Duration),
     /// Answer with an OK for this many sequences beyond the message (only
-    /// when nothing the client sent is still in flight; otherwise a plain
-    /// OK).
+    /// if nothing the client sent is in flight when it arrives; otherwise a
+    /// plain OK).
     FutureOk(u64),
     /// Make every pending upload durable and send the DURABLE_ACK before
     /// the OK.
@@ -400,9 +402,22 @@ pub struct AcceptedMessage {
     pub at: Instant,
     /// The tables with rows, their seqTxn and row ids.
     pub tables: Vec<AcceptedTable>,
-    /// Whether the upload made it durable (a restart that forgets
-    /// un-durable commits removes the message from the list instead).
-    pub durable: bool,
+    /// When the upload makes (or made) it durable. A restart that forgets
+    /// un-durable commits removes them from the list, so every message
+    /// listed is durable from this time on.
+    pub durable_at: Instant,
+}
+
+impl AcceptedMessage {
+    /// Whether it is durable at `now`.
+    pub fn durable_by(&self, now: Instant) -> bool {
+        self.durable_at <= now
+    }
+
+    /// Every row id it carries, table by table.
+    pub fn row_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.tables.iter().flat_map(|t| t.row_ids.iter().copied())
+    }
 }
 
 /// A message the server answered with an error frame (nothing committed).
@@ -496,11 +511,21 @@ enum Inbound {
     Close,
 }
 
+/// What travels from a server to the client.
+#[derive(Debug, Clone)]
+enum Outgoing {
+    /// Delivered as is.
+    Event(NetEvent),
+    /// An OK that names `ahead` sequences more than it should, decided on
+    /// arrival (see the module docs).
+    FutureOk { ok: OkFrame, ahead: u64 },
+}
+
 /// An entry of the virtual event queue.
 #[derive(Debug, Clone)]
 enum Event {
     /// Deliver to the client if the connection is still current.
-    Deliver { connection: u64, event: NetEvent },
+    Deliver { connection: u64, event: Outgoing },
     /// The server handles inbound traffic.
     Arrive { connection: u64, inbound: Inbound },
     /// A coalesced OK's window ended.
@@ -533,6 +558,7 @@ pub struct SimNetwork {
     current: Option<Current>,
     links: BTreeMap<u64, Link>,
     accepted: Vec<AcceptedMessage>,
+    lost: Vec<AcceptedMessage>,
     rejected: Vec<RejectedMessage>,
     violations: Vec<NetViolation>,
     stats: NetStats,
@@ -565,6 +591,7 @@ impl SimNetwork {
             current: None,
             links: BTreeMap::new(),
             accepted: Vec::new(),
+            lost: Vec::new(),
             rejected: Vec::new(),
             violations: Vec::new(),
             stats: NetStats::default(),
@@ -625,6 +652,12 @@ impl SimNetwork {
     /// Messages the servers committed, in commit order.
     pub fn accepted(&self) -> &[AcceptedMessage] {
         &self.accepted
+    }
+
+    /// Messages a restart forgot because they were not durable yet (moved
+    /// out of [`SimNetwork::accepted`]), in the order they were forgotten.
+    pub fn lost(&self) -> &[AcceptedMessage] {
+        &self.lost
     }
 
     /// Messages the servers rejected with an error frame, in order.
@@ -728,7 +761,13 @@ impl SimNetwork {
                 self.count("connect_hang");
                 return ConnectAttempt { connection };
             }
-            (ConnectFault::Role(role), _) | (ConnectFault::Accept, Some(role)) => {
+            // A host with a role refuses every upgrade, whatever else the
+            // draw chose for the 101 it will not send.
+            (ConnectFault::Role(role), _)
+            | (
+                ConnectFault::Accept | ConnectFault::BadVersion(_) | ConnectFault::OmitDurableEcho,
+                Some(role),
+            ) => {
                 self.count("role_reject");
                 let headers = if role.is_empty() {
                     Vec::new()
@@ -832,15 +871,17 @@ impl SimNetwork {
         }
         if !outcome.lost_commits.is_empty() {
             let lost: std::collections::BTreeSet<u64> = outcome.lost_commits.into_iter().collect();
-            let mut rows = 0u64;
-            self.accepted.retain(|m| {
-                let keep = !lost.contains(&m.id);
-                if !keep {
-                    rows += m.tables.iter().map(|t| t.row_ids.len() as u64).sum::<u64>();
-                }
-                keep
-            });
-            self.stats.rows_lost += rows;
+            let (gone, kept): (Vec<AcceptedMessage>, Vec<AcceptedMessage>) =
+                std::mem::take(&mut self.accepted)
+                    .into_iter()
+                    .partition(|m| lost.contains(&m.id));
+            self.accepted = kept;
+            self.stats.rows_lost += gone
+                .iter()
+                .flat_map(|m| &m.tables)
+                .map(|t| t.row_ids.len() as u64 + t.rows_without_id)
+                .sum::<u64>();
+            self.lost.extend(gone);
         }
     }
 
@@ -868,10 +909,15 @@ impl SimNetwork {
                     if self.current.map(|c| c.connection) != Some(connection) {
                         continue;
                     }
-                    if matches!(
-                        event,
-                        NetEvent::Disconnected { .. } | NetEvent::ConnectFailed { .. }
-                    ) {
+                    let event = self.resolve(connection, event);
+                    // A refused upgrade ends the attempt like a failed
+                    // connect: there is no socket left to close.
+                    let ended = match &event {
+                        NetEvent::Disconnected { .. } | NetEvent::ConnectFailed { .. } => true,
+                        NetEvent::Connected { status, .. } => *status != STATUS_SWITCHING_PROTOCOLS,
+                        NetEvent::Received(_) | NetEvent::Pong => false,
+                    };
+                    if ended {
                         self.current = None;
                     }
                     return Some(event);
@@ -906,11 +952,44 @@ impl SimNetwork {
     }
 
     fn deliver_at(&mut self, connection: u64, at: Instant, event: NetEvent) {
-        self.schedule(at, Event::Deliver { connection, event });
+        self.schedule(
+            at,
+            Event::Deliver {
+                connection,
+                event: Outgoing::Event(event),
+            },
+        );
+    }
+
+    /// The event a delivery becomes on arrival: a future-sequence OK only
+    /// if every frame the client sent has been numbered by the server.
+    fn resolve(&mut self, connection: u64, event: Outgoing) -> NetEvent {
+        match event {
+            Outgoing::Event(e) => e,
+            Outgoing::FutureOk { mut ok, ahead } => {
+                let caught_up = self.links.get(&connection).is_some_and(|l| {
+                    self.hosts
+                        .get(l.host)
+                        .and_then(|h| h.server.received(connection))
+                        .is_some_and(|received| received == l.sent)
+                });
+                if caught_up {
+                    self.count("future_ok");
+                    let ahead = i64::try_from(ahead).unwrap_or(i64::MAX);
+                    ok.sequence = ok.sequence.saturating_add(ahead);
+                }
+                NetEvent::Received(encode(&Response::Ok(ok)))
+            }
+        }
     }
 
     /// Queues a server → client message in FIFO order after `extra`.
     fn send_to_client(&mut self, at: Instant, connection: u64, event: NetEvent, extra: Duration) {
+        self.send_outgoing(at, connection, Outgoing::Event(event), extra);
+    }
+
+    /// Queues a server → client message in FIFO order after `extra`.
+    fn send_outgoing(&mut self, at: Instant, connection: u64, event: Outgoing, extra: Duration) {
         let latency = self.latency();
         let Some(link) = self.links.get_mut(&connection) else {
             return;
@@ -919,7 +998,7 @@ impl SimNetwork {
             .s2c_last
             .max(at.saturating_add(latency).saturating_add(extra));
         link.s2c_last = when;
-        self.deliver_at(connection, when, event);
+        self.schedule(when, Event::Deliver { connection, event });
     }
 
     /// Queues client → server traffic in FIFO order; messages also wait for
@@ -947,23 +1026,21 @@ impl SimNetwork {
         );
     }
 
+    /// Completes every upload due by `now` on every host, so DURABLE_ACKs
+    /// and restarts see the durability of their own instant.
     fn advance_durability(&mut self, now: Instant) {
         for h in &mut self.hosts {
-            for id in h.server.advance(now) {
-                if let Ok(i) = self.accepted.binary_search_by_key(&id, |m| m.id) {
-                    if let Some(m) = self.accepted.get_mut(i) {
-                        m.durable = true;
-                    }
-                }
-            }
+            h.server.advance(now);
         }
     }
 
-    fn mark_durable(&mut self, ids: Vec<u64>) {
+    /// Records that the commits `ids` became durable at `at` (earlier than
+    /// planned).
+    fn mark_durable(&mut self, ids: Vec<u64>, at: Instant) {
         for id in ids {
             if let Ok(i) = self.accepted.binary_search_by_key(&id, |m| m.id) {
                 if let Some(m) = self.accepted.get_mut(i) {
-                    m.durable = true;
+                    m.durable_at = m.durable_at.min(at);
                 }
             }
         }
@@ -1207,7 +1284,7 @@ impl SimNetwork {
             wire_seq: seq,
             at,
             tables: commit.tables,
-            durable: false,
+            durable_at: commit.durable_at,
         });
         self.advance_durability(at);
         match fault {
@@ -1259,21 +1336,27 @@ impl SimNetwork {
                 self.flush_durable(at, host, connection);
             }
             MessageFault::FutureOk(ahead) => {
-                let sent = self.links.get(&connection).map_or(0, |l| l.sent);
-                let mut ok = ok;
-                if sent == seq + 1 {
-                    self.count("future_ok");
-                    let ahead = i64::try_from(ahead).unwrap_or(i64::MAX);
-                    ok.sequence = ok.sequence.saturating_add(ahead);
-                }
-                self.send_ok(at, connection, ok, Duration::ZERO);
+                let held = self
+                    .links
+                    .get_mut(&connection)
+                    .and_then(|l| l.held_ok.take());
+                self.stats.oks_sent += 1;
+                self.send_outgoing(
+                    at,
+                    connection,
+                    Outgoing::FutureOk {
+                        ok: merge_ok(held, ok),
+                        ahead,
+                    },
+                    Duration::ZERO,
+                );
                 self.flush_durable(at, host, connection);
             }
             MessageFault::DurableBeforeOk => {
                 self.count("durable_before_ok");
                 if let Some(h) = self.hosts.get_mut(host) {
-                    let ids = h.server.make_all_durable();
-                    self.mark_durable(ids);
+                    let ids = h.server.make_all_durable(at);
+                    self.mark_durable(ids, at);
                 }
                 self.flush_durable(at, host, connection);
                 self.send_ok(at, connection, ok, Duration::ZERO);

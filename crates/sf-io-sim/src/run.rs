@@ -327,6 +327,36 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
     }
+
+    /// One line: seed, verdict, hash and the main counters.
+    pub fn summary(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "seed={} {} hash={:016x} virtual={:.3}s events={} rows={} frames={} flushed={} sends={} resends={} lives={} crashes={}p/{}h closes={} halts={} wipes={} liveness={}",
+            self.seed,
+            if self.passed() {
+                "PASS".to_owned()
+            } else {
+                format!("FAIL({})", self.violations.len())
+            },
+            self.hash,
+            s.virtual_time.as_secs_f64(),
+            s.events,
+            s.rows,
+            s.check.frames,
+            s.check.flushed,
+            s.check.sends,
+            s.check.resends,
+            s.lives,
+            s.process_crashes,
+            s.host_crashes,
+            s.closes,
+            s.halts,
+            s.slot_wipes,
+            s.liveness_time
+                .map_or_else(|| "not reached".to_owned(), |d| format!("{:.3}s", d.as_secs_f64())),
+        )
+    }
 }
 
 /// Runs one seed end to end: workload under faults for

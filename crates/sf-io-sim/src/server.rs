@@ -57,6 +57,9 @@ pub struct Commit {
     /// Every table with rows, in order of first appearance, with its new
     /// seqTxn and row ids (blocks of the same table are merged).
     pub tables: Vec<AcceptedTable>,
+    /// When the upload makes it durable (no earlier than any earlier
+    /// commit's).
+    pub durable_at: Instant,
 }
 
 impl Commit {
@@ -244,9 +247,12 @@ impl SimServer {
             state.seq_txn = state.seq_txn.saturating_add(1);
             t.seq_txn = state.seq_txn;
         }
-        let commit = Commit { tables: touched };
         let durable_at = durable_at.max(self.last_durable_at);
         self.last_durable_at = durable_at;
+        let commit = Commit {
+            tables: touched,
+            durable_at,
+        };
         self.undurable.push_back(Undurable {
             id,
             connection,
@@ -269,10 +275,11 @@ impl SimServer {
         done
     }
 
-    /// Makes every pending commit durable at once (an upload that caught
+    /// Makes every pending commit durable at `now` (an upload that caught
     /// up); returns their ids.
-    pub fn make_all_durable(&mut self) -> Vec<u64> {
+    pub fn make_all_durable(&mut self, now: Instant) -> Vec<u64> {
         let mut done = Vec::new();
+        self.last_durable_at = self.last_durable_at.min(now);
         while let Some(u) = self.undurable.pop_front() {
             self.make_durable(&u);
             done.push(u.id);

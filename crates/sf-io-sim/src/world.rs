@@ -130,6 +130,12 @@ pub struct Sim {
     /// engine hears later), by delivery time and order of issue.
     io_queue: BTreeMap<(Instant, u64), (IoId, IoOutcome)>,
     io_seq: u64,
+    /// Feed every event due at an instant before draining outputs.
+    batch_inputs: bool,
+    /// Set while a batch of inputs is fed: `feed` does not drain.
+    defer_pump: bool,
+    /// Injected watermark write and read failures seen at the last open.
+    watermark_faults_seen: u64,
     /// Longest delay of a storage completion (zero: delivered at once).
     io_latency: Duration,
     /// The last `Closed` output: its result and whether it drained.
@@ -150,7 +156,10 @@ impl Sim {
             1 => Duration::from_micros(cfg_rng.range_inclusive(10, 500)),
             _ => Duration::from_millis(cfg_rng.range_inclusive(1, 20)),
         };
-        Sim::build(seed, options, config, root, io_latency)
+        let batch_inputs = cfg_rng.coin();
+        let mut sim = Sim::build(seed, options, config, root, io_latency);
+        sim.batch_inputs = batch_inputs;
+        sim
     }
 
     /// A world for `seed` running `config` (scenarios pick their own).
@@ -159,6 +168,14 @@ impl Sim {
         let mut root = SimRng::new(seed);
         let _ = root.fork("config");
         Sim::build(seed, options, config, root, Duration::ZERO)
+    }
+
+    /// With `on`, every event due at one instant is fed before the outputs
+    /// are drained, as the tokio adapter does with the inputs it collected
+    /// while it slept: outputs decided for a connection can then still be
+    /// queued when its disconnect arrives.
+    pub fn set_batch_inputs(&mut self, on: bool) {
+        self.batch_inputs = on;
     }
 
     /// Storage completions arrive up to `max` after the request (uniform),
@@ -241,6 +258,9 @@ impl Sim {
             unreadable_send: false,
             io_queue: BTreeMap::new(),
             io_seq: 0,
+            watermark_faults_seen: 0,
+            batch_inputs: false,
+            defer_pump: false,
             io_latency,
             last_closed: None,
             violations: Vec::new(),
@@ -366,6 +386,12 @@ impl Sim {
             ),
         );
         if self.stats.lives > 0 {
+            let injected = self.disk.stats().injected;
+            let watermark_faults = injected.watermark_fail + injected.read_fail;
+            if watermark_faults > self.watermark_faults_seen {
+                self.checker.distrust_watermark();
+            }
+            self.watermark_faults_seen = watermark_faults;
             self.checker.on_restart(self.now, &slot);
         }
         match Engine::new(self.config.clone(), slot, self.now, seed) {
@@ -443,6 +469,7 @@ impl Sim {
             .with_backing(self.config.storage.backing);
         self.checker.on_slot_wiped(self.now);
         self.damage_in_epoch = false;
+        self.watermark_faults_seen = 0;
         self.restart_at = Some(self.now);
     }
 
@@ -513,7 +540,9 @@ impl Sim {
             let detail = format!("the engine refused an input from the world: {e}");
             self.violate("DRIVER", detail);
         }
-        self.pump();
+        if !self.defer_pump {
+            self.pump();
+        }
     }
 
     fn feed_net(&mut self, event: NetEvent) {
@@ -677,6 +706,7 @@ impl Sim {
         }
         self.stats.steps += 1;
         let now = self.now;
+        self.defer_pump = self.batch_inputs;
         while let Some(event) = self.network.poll_event(now) {
             self.feed_net(event);
         }
@@ -686,6 +716,9 @@ impl Sim {
             }
             let (id, outcome) = entry.remove();
             self.feed(Input::Io { id, outcome });
+        }
+        if std::mem::take(&mut self.defer_pump) {
+            self.pump();
         }
         if self
             .engine

@@ -42,3 +42,11 @@ fn d1_same_seed_same_hash() {
         );
     }
 }
+
+#[test]
+fn the_summary_names_the_seed_and_the_verdict() {
+    let r = run_seed(3, &quiet());
+    let line = r.summary();
+    assert!(line.starts_with("seed=3 PASS hash="), "{line}");
+    assert!(line.contains(&format!("{:016x}", r.hash)), "{line}");
+}

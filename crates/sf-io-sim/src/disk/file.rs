@@ -260,3 +260,98 @@ fn page_widen(from: usize, upto: usize, len: usize) -> (usize, usize) {
     let end = upto.div_ceil(PAGE).saturating_mul(PAGE).min(len);
     (start.min(end), end)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_widens_to_whole_pages_and_no_further() {
+        let mut f = SimFile::zeroed(3 * PAGE);
+        f.write(10, &[1; 8]);
+        f.write(PAGE + 100, &[2; 8]);
+        f.write(2 * PAGE + 5, &[3; 8]);
+        // A sync of [20, PAGE + 1) covers pages 0 and 1 whole.
+        f.sync_range(20, PAGE + 1);
+        assert!(f.is_durable(0, 2 * PAGE));
+        assert!(
+            !f.is_durable(2 * PAGE, 3 * PAGE),
+            "page 2 was not asked for"
+        );
+        assert_eq!(f.durable()[10], 1);
+        assert_eq!(f.durable()[PAGE + 100], 2);
+        assert_eq!(f.durable()[2 * PAGE + 5], 0);
+    }
+
+    #[test]
+    fn l5_lost_sector_stays_lost_until_written_again() {
+        let mut f = SimFile::zeroed(PAGE);
+        f.write(0, &[7; 16]);
+        f.fail_range(0, 16);
+        f.sync_all();
+        assert!(!f.is_durable(0, 16), "a plain sync skips a lost sector");
+        assert_eq!(f.durable()[0], 0);
+        // Any write to the sector dirties it whole again.
+        f.write(100, &[8]);
+        f.sync_range(0, 1);
+        assert!(f.is_durable(0, SECTOR));
+        assert_eq!(&f.durable()[..16], &[7; 16]);
+    }
+
+    #[test]
+    fn host_crash_fates_per_sector_and_torn_cut_is_8_byte_aligned() {
+        let mut rng = SimRng::new(5);
+        for _ in 0..50 {
+            let mut f = SimFile::zeroed(4 * SECTOR);
+            f.write(0, &[0xAB; 4 * SECTOR]);
+            f.sync_range(0, 0); // nothing
+            let fates = f.host_crash(&mut rng, 0, 1_000_000);
+            assert_eq!(fates.torn, 4);
+            for s in 0..4 {
+                let sector = &f.volatile()[s * SECTOR..(s + 1) * SECTOR];
+                let new = sector.iter().take_while(|&&b| b == 0xAB).count();
+                assert!(new > 0 && new < SECTOR && new % 8 == 0, "cut at {new}");
+                assert!(
+                    sector[new..].iter().all(|&b| b == 0),
+                    "old bytes after the cut"
+                );
+            }
+            assert!(!f.mapped && f.is_durable(0, f.len()));
+        }
+        let mut f = SimFile::zeroed(2 * SECTOR);
+        f.write(0, &[1; 2 * SECTOR]);
+        let fates = f.host_crash(&mut rng, 1_000_000, 0);
+        assert_eq!((fates.kept, fates.lost), (2, 0));
+        assert!(f.volatile().iter().all(|&b| b == 1));
+        let mut f = SimFile::zeroed(2 * SECTOR);
+        f.write(0, &[1; 2 * SECTOR]);
+        let fates = f.host_crash(&mut rng, 0, 0);
+        assert_eq!(fates.lost, 2);
+        assert!(f.volatile().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn clean_sectors_survive_a_host_crash_whatever_the_model() {
+        let mut rng = SimRng::new(6);
+        let mut f = SimFile::zeroed(2 * PAGE);
+        f.write(0, &[9; 700]);
+        f.sync_all();
+        f.write(PAGE, &[4; 10]);
+        f.host_crash(&mut rng, 0, 0);
+        assert_eq!(&f.volatile()[..700], &[9; 700][..]);
+        assert_eq!(f.volatile()[PAGE], 0, "the unsynced write is lost");
+    }
+
+    #[test]
+    fn partial_file_end_sector_is_handled() {
+        let mut f = SimFile::zeroed(SECTOR + 16);
+        f.write(SECTOR, &[5; 16]);
+        f.write(SECTOR + 10, &[6; 100]); // clamped to the file
+        assert_eq!(f.len(), SECTOR + 16);
+        f.sync_range(SECTOR + 8, SECTOR + 16);
+        assert!(f.is_durable(0, f.len()));
+        assert!(!f.flip_bit(SECTOR + 16, 0));
+        assert!(f.flip_bit(SECTOR + 15, 3));
+        assert_eq!(f.durable()[SECTOR + 15], 6 ^ 8);
+    }
+}

@@ -38,7 +38,9 @@
 //!   changes (creations, removals) since the last directory fsync are undone
 //!   from a random point on (a journal commits them in order, so a suffix is
 //!   lost: an unlinked file may come back, a created one may vanish or
-//!   remain empty); then, rarely, a bit flips at rest in a segment file.
+//!   remain empty); then, rarely, a bit flips at rest in a segment file,
+//!   past its header (header fields and `.ack-watermark` carry no checksum:
+//!   a flip there is undetectable by the format, so it is not simulated).
 //! * Memory backing ([`Backing::Memory`]): a crash of either kind loses
 //!   every segment.
 //!
@@ -331,17 +333,22 @@ impl SimDisk {
                 let Some(f) = self.files.get(&name) else {
                     continue;
                 };
-                // Half the flips land in the written part, where they hit
-                // headers and frames; the rest anywhere in the file.
+                // Only past the header: its fields carry no checksum (a
+                // flipped `baseSeq` shifts every FSN undetectably), so a
+                // flip there is a limit of the format, not a finding. Half
+                // the flips land in the written frames, the rest anywhere
+                // after the header.
                 let span = if self.rng.coin() {
                     f.written_len()
                 } else {
                     f.len()
                 };
-                if span == 0 {
+                if span <= SEGMENT_HEADER_LEN {
                     continue;
                 }
-                let at = usize::try_from(self.rng.below(span as u64)).unwrap_or(0);
+                let at = SEGMENT_HEADER_LEN
+                    + usize::try_from(self.rng.below((span - SEGMENT_HEADER_LEN) as u64))
+                        .unwrap_or(0);
                 let bit = (self.rng.below(8)) as u8;
                 if self.flip_bit(&name, at as u64, bit) {
                     self.stats.injected.bit_flips += 1;
@@ -391,7 +398,10 @@ impl SimDisk {
                 .collect();
             let mut entries = Vec::with_capacity(names.len());
             for (name, len) in names {
-                let size = if self.inject(DiskOp::Stat).is_some() {
+                // Only segment sizes matter to the planner; a failed stat
+                // of another entry would be ignored, so none is drawn.
+                let is_segment = name.ends_with(".sfa");
+                let size = if is_segment && self.inject(DiskOp::Stat).is_some() {
                     Err(format!("sim: stat {name} failed (os error 5)"))
                 } else {
                     Ok(len)
