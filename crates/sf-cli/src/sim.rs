@@ -94,8 +94,13 @@ pub fn run(args: SimArgs) -> Result<Outcome, CliError> {
                 let _ = writeln!(err, "{line}");
             }
         }
+        // The counters behind the verdict, for `-v` (stdout keeps the contract).
+        tracing::info!("{}", report.summary());
         if !report.passed() {
             failed += 1;
+            for v in report.violations.iter().skip(1) {
+                tracing::warn!(seed, "also: {v}");
+            }
         }
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", seed_line(&report))
