@@ -25,6 +25,7 @@
 
 mod error;
 mod failed_marker;
+pub mod inspect;
 mod lock;
 mod memory_segment;
 mod segment_buffer;
@@ -35,6 +36,7 @@ mod watermark_file;
 
 pub use error::{io_outcome, sync_outcome, FsError, FsOp, LockError, LockHolder, SlotOpenError};
 pub use failed_marker::{has_failed_marker, write_failed_marker, FAILED_FILE_NAME};
+pub use inspect::{inspect_slot, read_segment_image, InspectedSegment, SlotInspection};
 pub use lock::{lock_holder, read_holder, LockProbe, SlotLock, LOCK_FILE_NAME, LOCK_PID_FILE_NAME};
 pub use memory_segment::MemorySegment;
 pub use segment_buffer::SegmentBuffer;

@@ -84,6 +84,9 @@ pub struct Sender {
     /// When the current batch got its first row (interval auto-flush).
     batch_started: Option<std::time::Instant>,
     closed: bool,
+    /// Payload bytes of the frames this sender appended (see
+    /// [`Sender::appended_bytes`]).
+    appended_bytes: u64,
 }
 
 impl Sender {
@@ -122,6 +125,7 @@ impl Sender {
             auto_flush,
             batch_started: None,
             closed: false,
+            appended_bytes: 0,
         }
     }
 
@@ -327,6 +331,7 @@ impl Sender {
         let result = blocking(|| append_frame(&shared, &buf));
         self.buf = buf;
         let ticket = result?;
+        self.appended_bytes += self.buf.len() as u64;
         Ok(Some(ticket))
     }
 
@@ -401,6 +406,13 @@ impl Sender {
                 g = shared.wait(g);
             }
         })
+    }
+
+    /// Payload bytes (QWP1 messages, without the 8-byte frame envelopes) of
+    /// the frames this sender appended since it was built; replays are not
+    /// counted again.
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended_bytes
     }
 
     /// The counters of sf-client §20.
