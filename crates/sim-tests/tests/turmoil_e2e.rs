@@ -17,7 +17,8 @@
 //! with the async APIs only: a blocking call would stall the I/O task.
 //! Faults are applied between simulation steps at fixed virtual times, and
 //! each simulation has a fixed seed; nothing here sleeps in real time or
-//! asserts a duration.
+//! asserts a duration. `TURMOIL_E2E_TRACE=1` prints the progress and the
+//! outcome of each run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -464,6 +465,50 @@ fn e2e_server_down_at_start_initial_connect_retry_on_connects_once_it_is_up() {
     assert!(c.last_terminal_error.is_none(), "{c:?}");
 }
 
+#[test]
+fn e2e_server_refusing_with_initial_connect_retry_off_fails_the_build() {
+    // `off`: one round over the hosts; a refused connect is the
+    // constructor's terminal error, and `build_async` returns it instead
+    // of hanging the runtime.
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(9)
+        .simulation_duration(Duration::from_secs(30))
+        .build();
+    let ledger = SharedLedger::default();
+    let l = Arc::clone(&ledger);
+    sim.host("server", move || {
+        serve_host("server", Arc::clone(&l), Duration::from_secs(3600))
+    });
+    let result: Arc<Mutex<Option<Result<(), sf_io_tokio::Error>>>> = Arc::default();
+    let out = Arc::clone(&result);
+    sim.client("client", async move {
+        let conf = format!("ws::addr=server:{PORT};initial_connect_retry=off;{BASE_CONF}");
+        let built = Sender::builder(sf_core::config::Config::from_conf(&conf)?)
+            .runtime(tokio::runtime::Handle::current())
+            .dialer(sim_dial)
+            .jitter_seed(9)
+            .build_async()
+            .await;
+        let r = match built {
+            Ok(sender) => sender.close_async().await,
+            Err(e) => Err(e),
+        };
+        *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        Ok(())
+    });
+    sim.run().expect("simulation");
+    let r = result
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .expect("the client finished");
+    assert!(
+        matches!(r, Err(sf_io_tokio::Error::Terminal(_))),
+        "a refused first connect with initial_connect_retry=off is terminal: {r:?}"
+    );
+    assert!(lock(&ledger).incarnations.is_empty(), "nothing was stored");
+}
+
 // ----- 4. server restart ----------------------------------------------------------------
 
 #[test]
@@ -538,9 +583,20 @@ fn e2e_sf_dir_survives_a_server_restart_under_virtual_time() {
     assert_exactly_once_and_ordered(&outcome, 200);
     let c = &outcome.counters;
     assert!(c.total_frames_replayed >= 1, "{c:?}");
+    // The frames went through the file log of the slot (`sender_id`
+    // defaults to `default`), and the acknowledgement watermark was kept.
+    let slot: Vec<String> = std::fs::read_dir(dir.path().join("default"))
+        .expect("the slot directory exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(
-        c.durable_fsn.is_some(),
-        "frames went through the file log: {c:?}"
+        slot.iter().any(|n| n.ends_with(".sfa")),
+        "segment files in the slot: {slot:?}"
+    );
+    assert!(
+        slot.iter().any(|n| n == ".ack-watermark"),
+        "watermark in the slot: {slot:?}"
     );
     assert!(c.last_terminal_error.is_none(), "{c:?}");
 }
