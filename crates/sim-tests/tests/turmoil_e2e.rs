@@ -294,12 +294,44 @@ async fn client(
     per_batch: i64,
     gap: Duration,
 ) -> Result<Counters, sf_io_tokio::Error> {
-    let mut sender = Sender::builder(sf_core::config::Config::from_conf(&conf)?)
+    let sender = Sender::builder(sf_core::config::Config::from_conf(&conf)?)
         .runtime(tokio::runtime::Handle::current())
         .dialer(sim_dial)
         .jitter_seed(seed)
         .build_async()
         .await?;
+    let mut guard = SimSender(Some(sender));
+    let counters = send_rows(&mut guard, rows, per_batch, gap).await?;
+    if let Some(sender) = guard.0.take() {
+        sender.close_async().await?;
+    }
+    Ok(counters)
+}
+
+/// Owns the sender inside the simulation. `Sender`'s `Drop` closes with a
+/// blocking wait for its I/O task, which here runs on the same (only)
+/// thread and so would never get to answer: a scenario that errors out or
+/// runs out of budget must fail, not hang, so a sender that was not closed
+/// with `close_async` is leaked instead.
+struct SimSender(Option<Sender>);
+
+impl Drop for SimSender {
+    fn drop(&mut self) {
+        if let Some(sender) = self.0.take() {
+            std::mem::forget(sender);
+        }
+    }
+}
+
+async fn send_rows(
+    guard: &mut SimSender,
+    rows: i64,
+    per_batch: i64,
+    gap: Duration,
+) -> Result<Counters, sf_io_tokio::Error> {
+    let Some(sender) = guard.0.as_mut() else {
+        return Err(sf_io_tokio::Error::Closed);
+    };
     // `flush_async` still waits *synchronously* when the engine says the
     // frame has nowhere to go yet (no spare segment, the opening watermark
     // rewrite, the cap). Here the I/O task shares this thread, so such a
@@ -324,9 +356,7 @@ async fn client(
     if let Some(fsn) = last {
         sender.wait_acked_async(fsn).await?;
     }
-    let counters = sender.counters();
-    sender.close_async().await?;
-    Ok(counters)
+    Ok(sender.counters())
 }
 
 // ----- checks --------------------------------------------------------------------------

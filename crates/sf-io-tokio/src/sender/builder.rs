@@ -84,7 +84,9 @@ impl SenderBuilder {
     /// Runs the I/O task on this runtime instead of the caller's (or a
     /// dedicated thread). A current-thread runtime works only with the
     /// async APIs ([`SenderBuilder::build_async`], `flush_async`,
-    /// `close_async`, …): a blocking call would stall the I/O task.
+    /// `close_async`, …): a blocking call would stall the I/O task, and so
+    /// would dropping the sender without `close_async` (`Drop` closes with
+    /// a blocking wait).
     pub fn runtime(mut self, handle: Handle) -> Self {
         self.runtime = Some(handle);
         self
