@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use qwp_proto::decoder::ConnectionDecoder;
 use qwp_proto::response::{DurableAckFrame, ErrorFrame, OkFrame, TableSeqTxn};
 use qwp_proto::status::STATUS_PARSE_ERROR;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -29,12 +29,18 @@ use crate::server::{lock, Shared};
 /// How long a closing connection waits for the peer's close reply.
 const CLOSE_DRAIN: Duration = Duration::from_secs(5);
 
-type Ws = WebSocketStream<TcpStream>;
+/// A byte stream a connection can be served over (a TCP socket, or any
+/// other transport handed to [`crate::Server::serve`]).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
-/// Serves one TCP connection until it ends.
-pub(crate) async fn run(
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+type Ws<S> = WebSocketStream<S>;
+
+/// Serves one connection until it ends.
+pub(crate) async fn run<S: Io>(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -156,7 +162,7 @@ impl Connection {
     }
 
     /// Runs the connection; returns why it ended.
-    async fn serve(&mut self, mut ws: Ws, mut shutdown: watch::Receiver<bool>) -> String {
+    async fn serve<S: Io>(&mut self, mut ws: Ws<S>, mut shutdown: watch::Receiver<bool>) -> String {
         if let Some(action) = self.close_due() {
             return close(&mut ws, action).await;
         }
@@ -329,7 +335,10 @@ impl Connection {
     }
 
     /// Sends every queued response whose time has come.
-    async fn send_due(&mut self, ws: &mut Ws) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    async fn send_due<S: Io>(
+        &mut self,
+        ws: &mut Ws<S>,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         let now = Instant::now();
         while self.outbox.front().is_some_and(|(at, _, _)| *at <= now) {
             let Some((_, message, kind)) = self.outbox.pop_front() else {
@@ -346,9 +355,9 @@ impl Connection {
 
     /// On inbound activity: one DURABLE_ACK with every table whose durable
     /// watermark advanced on this connection.
-    async fn flush_durable(
+    async fn flush_durable<S: Io>(
         &mut self,
-        ws: &mut Ws,
+        ws: &mut Ws<S>,
     ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         if !self.durable || self.pending_durable.is_empty() {
             return Ok(());
@@ -453,7 +462,7 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// Ends the connection as `action` says; returns the reason for the log.
-async fn close(ws: &mut Ws, action: CloseAction) -> String {
+async fn close<S: Io>(ws: &mut Ws<S>, action: CloseAction) -> String {
     match action {
         CloseAction::Drop => "dropped (fault)".to_owned(),
         CloseAction::Code(code) => {
@@ -474,7 +483,7 @@ async fn close(ws: &mut Ws, action: CloseAction) -> String {
 
 /// Reads until the peer finishes the close handshake or [`CLOSE_DRAIN`]
 /// passes.
-async fn drain(ws: &mut Ws) {
+async fn drain<S: Io>(ws: &mut Ws<S>) {
     let _ = tokio::time::timeout(CLOSE_DRAIN, async {
         while let Some(Ok(_)) = ws.next().await {}
     })

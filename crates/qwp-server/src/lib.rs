@@ -41,4 +41,5 @@ pub use faults::{CloseAction, CloseAfter, ErrorOn, FaultError, Faults, MessageIn
 pub use faults::{RejectUpgrades, UpgradeReject};
 pub use json::{row_to_json, row_to_json_line, value_to_json, write_row_json_line};
 pub use row::{table_rows, Cell, ConnectionId, Row};
+pub use server::Listener;
 pub use server::{Server, ServerError, ServerHandle, Stats, WaitTimeout};

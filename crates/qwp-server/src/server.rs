@@ -1,5 +1,7 @@
 //! The server: [`Server::bind`] starts it on the current tokio runtime and
 //! returns a [`ServerHandle`] to inspect, steer and stop it.
+//! [`Server::serve`] does the same over any [`Listener`] (a simulated
+//! network, a Unix socket, an in-memory transport) instead of a TCP port.
 //!
 //! Behaviour where the spec leaves a choice:
 //! - **Wire sequence**: every binary message takes the next sequence, from 0
@@ -23,11 +25,13 @@
 //!   [`SHUTDOWN_GRACE`] for clients to answer the close handshake.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -142,6 +146,38 @@ impl Shared {
     }
 }
 
+/// A source of incoming connections the server can accept from: a TCP
+/// listener by default, any other transport through [`Server::serve`].
+pub trait Listener: Send + 'static {
+    /// One accepted connection's byte stream.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Waits for the next connection: its stream and the peer's address
+    /// (for logs). An error is logged and accepting goes on after a short
+    /// pause, as for a TCP listener out of descriptors.
+    fn accept(
+        &mut self,
+    ) -> impl Future<Output = std::io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// The address the listener is bound to.
+    fn local_addr(&self) -> std::io::Result<SocketAddr>;
+}
+
+impl Listener for TcpListener {
+    type Stream = tokio::net::TcpStream;
+
+    async fn accept(&mut self) -> std::io::Result<(Self::Stream, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        // Responses are small and latency-sensitive.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+}
+
 /// Entry point.
 #[derive(Debug)]
 pub struct Server;
@@ -149,14 +185,6 @@ pub struct Server;
 impl Server {
     /// Binds `config.bind` and starts accepting on the current tokio runtime.
     pub async fn bind(config: ServerConfig) -> Result<ServerHandle, ServerError> {
-        config.faults.validate()?;
-        let persister = match &config.data_dir {
-            Some(dir) => Some(Persister::open(dir).map_err(|source| ServerError::DataDir {
-                path: dir.clone(),
-                source,
-            })?),
-            None => None,
-        };
         let listener =
             TcpListener::bind(config.bind)
                 .await
@@ -164,10 +192,29 @@ impl Server {
                     addr: config.bind,
                     source,
                 })?;
+        Server::serve(listener, config).await
+    }
+
+    /// Serves the connections `listener` accepts, on the current tokio
+    /// runtime, with `config` (whose `bind` is not used). Everything else
+    /// (upgrade, numbering, responses, faults, shutdown) is as for
+    /// [`Server::bind`].
+    pub async fn serve<L: Listener>(
+        listener: L,
+        config: ServerConfig,
+    ) -> Result<ServerHandle, ServerError> {
+        config.faults.validate()?;
         let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             addr: config.bind,
             source,
         })?;
+        let persister = match &config.data_dir {
+            Some(dir) => Some(Persister::open(dir).map_err(|source| ServerError::DataDir {
+                path: dir.clone(),
+                source,
+            })?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             auth: config.auth,
             durable_mode: config.durable_ack,
@@ -192,7 +239,11 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+async fn accept_loop<L: Listener>(
+    mut listener: L,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     let mut stop = shutdown.clone();
     loop {
@@ -201,7 +252,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: watch
             _ = async { stop.wait_for(|stop| *stop).await.is_ok() } => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
                     connections.spawn(crate::connection::run(
                         Arc::clone(&shared),
                         stream,

@@ -9,7 +9,6 @@ use std::io;
 
 use rustls::pki_types::ServerName;
 use sf_core::config::HostPort;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderMap;
@@ -17,6 +16,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::MaybeTlsStream;
 
 use super::connection::Connection;
+use super::dial::BoxedStream;
 use super::settings::ConnectSettings;
 
 /// The fixed bound on the TLS handshake (failover.md: TCP connect uses the
@@ -28,7 +28,8 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectStage {
     /// Name resolution or the TCP connect (refused, unreachable, OS
-    /// timeout).
+    /// timeout); with another [`Dialer`](super::Dialer), its failure to
+    /// open the stream.
     Tcp,
     /// The TLS handshake (certificate rejected, alert, reset, or not done
     /// within [`TLS_HANDSHAKE_TIMEOUT`]).
@@ -168,7 +169,8 @@ impl UpgradeResult {
     }
 }
 
-/// One connection attempt to `host`: TCP connect (OS timeout), TLS for
+/// One connection attempt to `host`: the stream from the settings'
+/// [`Dialer`](super::Dialer) (default: TCP connect, OS timeout), TLS for
 /// `wss` (bounded by [`TLS_HANDSHAKE_TIMEOUT`]), then the upgrade to
 /// `/write/v4` with the QWP and auth headers, the wait for its response
 /// bounded by `auth_timeout_ms`.
@@ -185,12 +187,11 @@ pub async fn connect(
         cause,
     };
 
-    let tcp = TcpStream::connect((host.host(), host.port()))
+    let tcp: BoxedStream = settings
+        .dialer
+        .0
+        .dial(host)
         .await
-        .map_err(|e| fail(ConnectStage::Tcp, e.into()))?;
-    // QWP frames and PINGs are latency-sensitive and already batched by
-    // the producer; Nagle would only add delay.
-    tcp.set_nodelay(true)
         .map_err(|e| fail(ConnectStage::Tcp, e.into()))?;
 
     let stream = match &settings.tls {

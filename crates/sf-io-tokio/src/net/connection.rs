@@ -11,15 +11,16 @@ use std::io;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use sf_core::config::HostPort;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// The WebSocket over plain TCP or TLS.
-type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use super::dial::BoxedStream;
+
+/// The WebSocket over the dialed stream, plain or wrapped in TLS.
+type WsStream = WebSocketStream<MaybeTlsStream<BoxedStream>>;
 
 /// Close code of a clean close (RFC 6455 §7.4.1).
 pub const CLOSE_NORMAL: u16 = 1000;

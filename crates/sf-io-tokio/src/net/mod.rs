@@ -18,6 +18,13 @@
 //!   [`EventReceiver`] producing [`NetEvent`]s: `Received(bytes)`, `Pong`,
 //!   `Disconnected { close_code, reason }`.
 //!
+//! # Transport
+//!
+//! The byte stream comes from a [`Dialer`]: [`TcpDialer`] by default, or
+//! any other transport (Unix socket, proxy tunnel, simulated network) set
+//! with [`ConnectSettings::with_dialer`] or the sender builder's
+//! `dialer(...)`. TLS and the upgrade run over whatever stream it returns.
+//!
 //! # Task model
 //!
 //! The two halves share the socket through a lock taken only while one of
@@ -47,6 +54,7 @@
 
 mod connect;
 mod connection;
+mod dial;
 mod settings;
 mod tls;
 
@@ -57,6 +65,7 @@ pub use connect::{
 pub use connection::{
     Connection, DisconnectReason, EventReceiver, FrameSender, NetEvent, SendError, CLOSE_NORMAL,
 };
+pub use dial::{BoxedStream, DialFuture, DialedStream, Dialer, TcpDialer};
 pub use settings::{ConnectSettings, CredentialsError, SettingsError};
 pub use tls::TlsSetupError;
 pub use tokio_tungstenite::tungstenite::Bytes;

@@ -11,6 +11,7 @@ use sf_core::config::{Auth, Config, Transport};
 use tokio_tungstenite::tungstenite::http::header::{self, HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::dial::{Dialer, SharedDialer};
 use super::tls::{TlsSetup, TlsSetupError};
 
 /// Why [`ConnectSettings`] could not be built from a configuration.
@@ -63,6 +64,9 @@ pub struct ConnectSettings {
     pub(crate) auth_timeout: Duration,
     pub(crate) durable_ack_requested: bool,
     pub(crate) websocket: WebSocketConfig,
+    /// Opens each attempt's byte stream ([`super::TcpDialer`] unless
+    /// replaced).
+    pub(crate) dialer: SharedDialer,
 }
 
 impl ConnectSettings {
@@ -99,7 +103,21 @@ impl ConnectSettings {
             auth_timeout: config.reconnect().auth_timeout,
             durable_ack_requested,
             websocket: WebSocketConfig::default(),
+            dialer: SharedDialer::default(),
         })
+    }
+
+    /// These settings with every attempt's byte stream opened by `dialer`
+    /// instead of a TCP connect; TLS (for `wss::`) and the upgrade run over
+    /// the stream it returns.
+    pub fn with_dialer(self, dialer: impl Dialer) -> ConnectSettings {
+        self.with_shared_dialer(std::sync::Arc::new(dialer))
+    }
+
+    /// [`ConnectSettings::with_dialer`] with a dialer already shared.
+    pub fn with_shared_dialer(mut self, dialer: std::sync::Arc<dyn Dialer>) -> ConnectSettings {
+        self.dialer = SharedDialer(dialer);
+        self
     }
 
     /// Whether the upgrade asks for durable ACKs (the core needs this to

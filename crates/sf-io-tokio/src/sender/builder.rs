@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::shared::{Clock, Inner, Segment, Shared};
 use super::{Runtime, Sender};
 use crate::fs::open_slot;
-use crate::net::{ConnectSettings, TLS_HANDSHAKE_TIMEOUT};
+use crate::net::{ConnectSettings, Dialer, TLS_HANDSHAKE_TIMEOUT};
 
 /// The `X-QWP-Client-Id` this sender announces.
 const CLIENT_ID: &str = concat!("qwp-sf-rust/", env!("CARGO_PKG_VERSION"));
@@ -31,6 +31,8 @@ pub struct SenderBuilder {
     progress: Option<ProgressHandler>,
     error: Option<ErrorHandler>,
     runtime: Option<Handle>,
+    dialer: Option<Arc<dyn Dialer>>,
+    jitter_seed: Option<u64>,
 }
 
 impl core::fmt::Debug for SenderBuilder {
@@ -51,6 +53,8 @@ impl SenderBuilder {
             progress: None,
             error: None,
             runtime: None,
+            dialer: None,
+            jitter_seed: None,
         }
     }
 
@@ -77,24 +81,84 @@ impl SenderBuilder {
         self
     }
 
-    /// Runs the I/O task on this multi-threaded runtime instead of the
-    /// caller's (or a dedicated thread).
+    /// Runs the I/O task on this runtime instead of the caller's (or a
+    /// dedicated thread). A current-thread runtime works only with the
+    /// async APIs ([`SenderBuilder::build_async`], `flush_async`,
+    /// `close_async`, …): a blocking call would stall the I/O task, and so
+    /// would dropping the sender without `close_async` (`Drop` closes with
+    /// a blocking wait).
     pub fn runtime(mut self, handle: Handle) -> Self {
         self.runtime = Some(handle);
+        self
+    }
+
+    /// Opens every connection's byte stream with `dialer` instead of a
+    /// TCP connect: a Unix socket, a proxy tunnel, a simulated network.
+    /// TLS (`wss::`) and the WebSocket upgrade run over the stream it
+    /// returns; each `addr` entry is handed to it as configured.
+    pub fn dialer(mut self, dialer: impl Dialer) -> Self {
+        self.dialer = Some(Arc::new(dialer));
+        self
+    }
+
+    /// Seeds the reconnect backoff jitter (default: a seed from the wall
+    /// clock and the process id), so that a run under a simulated network
+    /// and virtual time reconnects at the same instants every time.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
         self
     }
 
     /// Opens the slot (SF mode; blocking file I/O), builds the engine and
     /// starts the I/O task.
     pub fn build(self) -> Result<Sender> {
+        let sender = self.start_sender()?;
+        // `initial_connect_retry=off` and `on` make the constructor wait for
+        // the first connection (off: one round, its failure is terminal;
+        // on: retried within the reconnect budget); `async` returns at once.
+        // The engine bounds both waits, so this never hangs.
+        if sender.config.reconnect().initial_connect_retry != InitialConnectRetry::Async {
+            if let Err(e) = sender.wait_connected() {
+                drop(sender);
+                return Err(e);
+            }
+        }
+        Ok(sender)
+    }
+
+    /// [`SenderBuilder::build`] for async code: the wait for the first
+    /// connection (`initial_connect_retry=off` or `on`) does not block the
+    /// runtime, so the I/O task may run on the same (even current-thread)
+    /// runtime, e.g. with [`SenderBuilder::runtime`]`(Handle::current())`.
+    /// Opening an `sf_dir` slot is still blocking file I/O.
+    pub async fn build_async(self) -> Result<Sender> {
+        let sender = self.start_sender()?;
+        if sender.config.reconnect().initial_connect_retry != InitialConnectRetry::Async {
+            if let Err(e) = wait_connected_async(&sender).await {
+                // Not dropped here: a drop closes with a blocking wait.
+                let _ = sender.close_async().await;
+                return Err(e);
+            }
+        }
+        Ok(sender)
+    }
+
+    /// Builds the sender and starts its I/O task, without waiting for a
+    /// connection.
+    fn start_sender(self) -> Result<Sender> {
         let SenderBuilder {
             config,
             progress,
             error,
             runtime,
+            dialer,
+            jitter_seed: seed,
         } = self;
         let engine_config = engine_config(&config)?;
-        let settings = ConnectSettings::from_config(&config, CLIENT_ID)?;
+        let mut settings = ConnectSettings::from_config(&config, CLIENT_ID)?;
+        if let Some(dialer) = dialer {
+            settings = settings.with_shared_dialer(dialer);
+        }
         let clock = Clock::new();
 
         let mut segments = std::collections::BTreeMap::new();
@@ -125,7 +189,8 @@ impl SenderBuilder {
             }
         };
 
-        let engine = Engine::new(engine_config, recovered, clock.now(), jitter_seed())?;
+        let seed = seed.unwrap_or_else(jitter_seed);
+        let engine = Engine::new(engine_config, recovered, clock.now(), seed)?;
         let shared = Arc::new(Shared::new(
             Inner {
                 engine,
@@ -151,19 +216,40 @@ impl SenderBuilder {
             max_batch_bytes: usize::try_from(config.max_frame_bytes()).unwrap_or(usize::MAX),
             ..EncoderConfig::default()
         })?;
-        let initial = config.reconnect().initial_connect_retry;
-        let sender = Sender::assemble(config, shared, runtime, Some(dispatcher), encoder);
-        // `initial_connect_retry=off` and `on` make the constructor wait for
-        // the first connection (off: one round, its failure is terminal;
-        // on: retried within the reconnect budget); `async` returns at once.
-        // The engine bounds both waits, so this never hangs.
-        if initial != InitialConnectRetry::Async {
-            if let Err(e) = sender.wait_connected() {
-                drop(sender);
-                return Err(e);
+        Ok(Sender::assemble(
+            config,
+            shared,
+            runtime,
+            Some(dispatcher),
+            encoder,
+        ))
+    }
+}
+
+/// The async twin of `Sender::wait_connected`: until the engine is
+/// connected, or the terminal error that ended the attempts (bounded by the
+/// engine's budget), or the I/O task is gone.
+async fn wait_connected_async(sender: &Sender) -> Result<()> {
+    let mut rx = sender.shared.subscribe();
+    loop {
+        {
+            let g = sender.shared.lock();
+            if let Some(e) = g.engine.last_terminal_error() {
+                return Err(Error::Terminal(e.clone()));
+            }
+            if matches!(
+                g.engine.connection_state(),
+                sf_core::engine::ConnectionState::Connected { .. }
+            ) {
+                return Ok(());
+            }
+            if g.closed.is_some() {
+                return Err(Error::Closed);
             }
         }
-        Ok(sender)
+        if rx.changed().await.is_err() {
+            return Err(Error::Closed);
+        }
     }
 }
 

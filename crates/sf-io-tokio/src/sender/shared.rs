@@ -22,15 +22,20 @@ use crate::fs::{FsError, MemorySegment, SegmentFile, SegmentReader, SegmentWrite
 
 /// The monotonic clock the engine's `Instant`s are read from: nanoseconds
 /// since the sender was built.
+///
+/// Read through tokio's clock, which is the OS monotonic clock except on a
+/// runtime whose time is paused or simulated (tokio `test-util`, turmoil):
+/// there the engine's deadlines follow the same virtual time as the I/O
+/// task's timers, instead of a wall clock that never reaches them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
-    origin: std::time::Instant,
+    origin: tokio::time::Instant,
 }
 
 impl Clock {
     pub(crate) fn new() -> Clock {
         Clock {
-            origin: std::time::Instant::now(),
+            origin: tokio::time::Instant::now(),
         }
     }
 
@@ -44,8 +49,11 @@ impl Clock {
     /// a year from now: far enough to mean "never", without overflowing.
     pub(crate) fn to_std(self, at: Instant) -> std::time::Instant {
         self.origin
+            .into_std()
             .checked_add(Duration::from_nanos(at.as_nanos()))
-            .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(365 * 86_400))
+            .unwrap_or_else(|| {
+                tokio::time::Instant::now().into_std() + Duration::from_secs(365 * 86_400)
+            })
     }
 }
 
