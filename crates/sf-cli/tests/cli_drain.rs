@@ -52,16 +52,11 @@ fn w1_drain_replays_everything_unacknowledged_and_reports_the_count() {
     assert!(status.success());
 }
 
-/// Known gap outside this crate, reported to the lead: the engine's drain
-/// ends as soon as acked >= published (`lifecycle::fully_acked`) and
-/// releases the slot while a `.ack-watermark` write is in flight; the newer
-/// watermark it still owes is never issued (`drive_watermark` waits for the
-/// in-flight one, and nothing drives storage after release). Here the
-/// server acknowledges FSN 2 but `.ack-watermark` often stays at 1, so a
-/// restart replays FSN 2 (a duplicate, not a loss). Timing-dependent: fails
-/// in most runs. Un-ignore once close waits for the watermark it owes.
+/// S8 across a drain: the close that ends `drain` waits for the
+/// `.ack-watermark` write of the last acknowledgement, so a restart replays
+/// nothing. (Before the engine waited for it, the slot was released with the
+/// watermark one behind and a restart re-sent the last frame.)
 #[test]
-#[ignore = "engine close drops the ack watermark it still owes (reported)"]
 fn s8_after_a_drain_a_restart_replays_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let sf_dir = tmp.path().join("sf");

@@ -1352,6 +1352,17 @@ impl Storage {
         self.ring.published()
     }
 
+    /// Whether `.ack-watermark` already says what is acknowledged (always
+    /// true for memory backing): no write is owed or in flight. A close that
+    /// releases before this would let a restart replay the frames acknowledged
+    /// since the last completed write (S8, sf-client §5.4).
+    pub fn ack_watermark_settled(&self) -> bool {
+        self.config.backing != Backing::Files
+            || (!self.watermark_in_flight
+                && !self.watermark_open_rewrite
+                && self.ring.acked <= self.watermark_persisted)
+    }
+
     /// The highest acknowledged FSN.
     pub fn acked_fsn(&self) -> Option<Fsn> {
         self.ring.acked

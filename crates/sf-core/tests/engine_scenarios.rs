@@ -644,6 +644,64 @@ fn c2_close_drains_until_everything_is_acknowledged() {
     assert_eq!(w.engine.poll_timeout(), None);
 }
 
+/// [`config`] over file backing, where `.ack-watermark` exists.
+fn file_backed_config() -> sf_core::engine::EngineConfig {
+    let mut cfg = config(1);
+    cfg.storage = sf_core::storage::StorageConfig {
+        segment_bytes: 4096,
+        max_total_bytes: 64 * 1024,
+        ..sf_core::storage::StorageConfig::files()
+    };
+    cfg
+}
+
+/// S8 at close (found by the CLI's drain test): the last acknowledgement's
+/// `.ack-watermark` write must complete before the slot is released, or a
+/// restart replays the frames acknowledged since the previous write.
+#[test]
+fn s8_close_waits_for_the_watermark_it_owes() {
+    let mut cfg = file_backed_config();
+    cfg.close_flush_timeout = Some(Duration::from_millis(5000));
+    let mut w = World::connected(cfg);
+    w.append(3);
+    w.take();
+    w.storage_mode = engine_harness::StorageMode::HoldWatermarks;
+    w.engine.close(w.now).expect("close starts");
+    w.pump();
+    w.ok(2, &[]);
+    let outs = w.take();
+    assert!(
+        !w.held.is_empty(),
+        "the ack asked for a watermark write: {outs:?}"
+    );
+    assert!(
+        closed(&outs).is_none() && !has(&outs, &Output::Released),
+        "released before the watermark of FSN 2 was written"
+    );
+    w.release_held();
+    let outs = w.take();
+    assert_eq!(closed(&outs), Some((Ok(()), true)));
+}
+
+/// W5 for the wait above: a watermark write that never completes does not
+/// hold the close past its deadline, and the drain still counts as drained
+/// (every frame was acknowledged; only a restart could replay some).
+#[test]
+fn w5_close_does_not_wait_past_its_deadline_for_the_watermark() {
+    let mut cfg = file_backed_config();
+    cfg.close_flush_timeout = Some(Duration::from_millis(5000));
+    cfg.ack_timeout = None;
+    let mut w = World::connected(cfg);
+    w.append(1);
+    w.take();
+    w.storage_mode = engine_harness::StorageMode::HoldWatermarks;
+    w.engine.close(w.now).expect("close starts");
+    w.ok(0, &[]);
+    assert!(closed(&w.take()).is_none());
+    w.advance(Duration::from_millis(5000));
+    assert_eq!(closed(&w.take()), Some((Ok(()), true)));
+}
+
 #[test]
 fn c2_close_drain_times_out_then_releases() {
     let mut cfg = config(1);

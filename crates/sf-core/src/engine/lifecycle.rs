@@ -41,7 +41,10 @@ pub(crate) fn fully_acked(storage: &Storage) -> bool {
 
 /// Decides whether the drain that ends at `deadline` is over at `now`.
 /// Full acknowledgement wins over a deadline that passed at the same
-/// instant: the data did get through.
+/// instant: the data did get through. Once everything is acknowledged the
+/// drain still waits (up to the deadline) for `.ack-watermark` to record it,
+/// so that a restart does not replay what this life saw acknowledged; the
+/// watermark write completes or fails on its own, so the wait ends (W5).
 pub(crate) fn drain_end(
     storage: &Storage,
     halted: bool,
@@ -49,6 +52,9 @@ pub(crate) fn drain_end(
     now: Instant,
 ) -> Option<DrainEnd> {
     if fully_acked(storage) {
+        if !storage.ack_watermark_settled() && now < deadline && !halted {
+            return None;
+        }
         Some(DrainEnd::Drained)
     } else if halted {
         Some(DrainEnd::Halted)

@@ -39,6 +39,8 @@ pub enum StorageMode {
     Instant,
     /// Syncs are held until [`World::release_syncs`].
     HoldSyncs,
+    /// `.ack-watermark` writes are held until [`World::release_held`].
+    HoldWatermarks,
 }
 
 /// The engine plus a fake adapter.
@@ -89,6 +91,12 @@ impl World {
                 self.held.push(s);
                 return;
             }
+            StorageOutput::PersistAckWatermark { .. }
+                if self.storage_mode == StorageMode::HoldWatermarks =>
+            {
+                self.held.push(s);
+                return;
+            }
             StorageOutput::CreateSegment { id, .. }
             | StorageOutput::InstallHeader { id, .. }
             | StorageOutput::Sync { id, .. }
@@ -121,6 +129,31 @@ impl World {
                     )
                     .expect("sync completion accepted");
             }
+        }
+        self.pump();
+    }
+
+    /// Completes every held request (any kind) successfully, in order.
+    pub fn release_held(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        for s in held {
+            let id = match s {
+                StorageOutput::CreateSegment { id, .. }
+                | StorageOutput::InstallHeader { id, .. }
+                | StorageOutput::Sync { id, .. }
+                | StorageOutput::Unlink { id, .. }
+                | StorageOutput::PersistAckWatermark { id, .. }
+                | StorageOutput::RemoveAckWatermark { id } => id,
+            };
+            self.engine
+                .handle_input(
+                    self.now,
+                    Input::Io {
+                        id,
+                        outcome: IoOutcome::Done,
+                    },
+                )
+                .expect("held completion accepted");
         }
         self.pump();
     }
