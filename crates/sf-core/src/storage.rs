@@ -79,9 +79,16 @@
 //!   disk whole — or from FSN 0 if no segment survives. The FSNs of lost
 //!   frames are handed out again to new frames (S1 holds across process
 //!   crashes only), and lost frames that were not acknowledged are never
-//!   replayed. What still holds: the recovered acknowledgement is never
-//!   above the true one (S8), because of the header rule above and the
-//!   watermark rewrite at open below.
+//!   replayed. The recovered acknowledgement stays at or below the true one
+//!   (S8) in the usual case, because of the header rule above and the
+//!   watermark rewrite at open below, with one exception the simulator
+//!   found: when the host crash loses every frame of a segment but keeps
+//!   the (unsynced) header of the next one, the emptied segment looks like
+//!   an unused spare and recovery seeds the acknowledgement at the next
+//!   header's `baseSeq − 1`. The frames it passes over were lost by the
+//!   crash either way (none of them was synced), so nothing that survived
+//!   is skipped; the `sf-io-sim` checker counts such runs as `ack_jumps`
+//!   and flags them only if a skipped frame had to survive.
 //!
 //! # Open (S8, L4)
 //!
