@@ -18,9 +18,13 @@
 //! - Each direction of a connection is FIFO (a TCP stream): a message
 //!   arrives at `max(previous arrival, now + latency)`.
 //! - The server handles a connection's inbound messages in order; with a
-//!   `service_time` (a slow server) each message also waits for the host
-//!   to finish the previous one, so responses fall behind and the client's
-//!   in-flight window fills (backpressure).
+//!   `service_time` (a slow server) each message that has arrived also
+//!   waits for the host to finish the previous one, so responses fall
+//!   behind and the client's in-flight window fills (backpressure). A
+//!   client close is noticed when it arrives: the connection's messages
+//!   still waiting for service are dropped (a server drops unread input of
+//!   a socket it found closed), so an abandoned connection's backlog does
+//!   not delay the next connection forever.
 //! - The server decodes every frame with a decoder scoped to the connection
 //!   (as a real server does) **and** on its own: a stored frame must be
 //!   self-sufficient (sf-client §12), since any frame can be the first one
@@ -528,6 +532,8 @@ enum Event {
     Deliver { connection: u64, event: Outgoing },
     /// The server handles inbound traffic.
     Arrive { connection: u64, inbound: Inbound },
+    /// A slow host's turn for a message that arrived earlier.
+    Serve { connection: u64, inbound: Inbound },
     /// A coalesced OK's window ended.
     FlushHeld { connection: u64 },
 }
@@ -926,6 +932,10 @@ impl SimNetwork {
                     connection,
                     inbound,
                 } => self.arrive(at, connection, inbound),
+                Event::Serve {
+                    connection,
+                    inbound,
+                } => self.serve(at, connection, inbound),
                 Event::FlushHeld { connection } => self.flush_held(at, connection),
             }
         }
@@ -1001,21 +1011,14 @@ impl SimNetwork {
         self.schedule(when, Event::Deliver { connection, event });
     }
 
-    /// Queues client → server traffic in FIFO order; messages also wait for
-    /// the host's previous message (service time).
+    /// Queues client → server traffic in FIFO order (service time is taken
+    /// on arrival, see [`SimNetwork::arrive`]).
     fn inbound(&mut self, now: Instant, connection: u64, inbound: Inbound) {
         let latency = self.latency();
-        let service = self.faults.service_time;
         let Some(link) = self.links.get_mut(&connection) else {
             return;
         };
-        let mut when = link.c2s_last.max(now.saturating_add(latency));
-        if let (Inbound::Message(_), Some(h)) = (&inbound, self.hosts.get_mut(link.host)) {
-            if !service.is_zero() {
-                when = when.max(h.busy_until).saturating_add(service);
-                h.busy_until = when;
-            }
-        }
+        let when = link.c2s_last.max(now.saturating_add(latency));
         link.c2s_last = when;
         self.schedule(
             when,
@@ -1052,8 +1055,53 @@ impl SimNetwork {
         h.server.is_open(connection).then_some(host)
     }
 
-    /// The server handles inbound traffic at `at`.
+    /// Inbound traffic reaches the server at `at`. A close is handled at
+    /// once; messages and pings wait for the host's turn on a slow server,
+    /// in arrival order.
     fn arrive(&mut self, at: Instant, connection: u64, inbound: Inbound) {
+        let service = self.faults.service_time;
+        let cost = match inbound {
+            Inbound::Message(_) => service,
+            Inbound::Ping => Duration::ZERO,
+            Inbound::Close => return self.serve(at, connection, inbound),
+        };
+        let host = self.host_of(connection);
+        let Some(h) = host.and_then(|i| self.hosts.get_mut(i)) else {
+            return self.serve(at, connection, inbound);
+        };
+        if cost.is_zero() && h.busy_until <= at {
+            return self.serve(at, connection, inbound);
+        }
+        let when = at.max(h.busy_until).saturating_add(cost);
+        h.busy_until = when;
+        self.schedule(
+            when,
+            Event::Serve {
+                connection,
+                inbound,
+            },
+        );
+    }
+
+    /// After a connection to `host` closed, its queued messages will be
+    /// dropped unserved; the host is busy only until the last message still
+    /// queued for an open connection.
+    fn release_service(&mut self, at: Instant, host: usize) {
+        let mut busy = at;
+        for (&(when, _), event) in &self.queue {
+            if let Event::Serve { connection, .. } = event {
+                if self.host_of(*connection) == Some(host) {
+                    busy = busy.max(when);
+                }
+            }
+        }
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.busy_until = h.busy_until.min(busy);
+        }
+    }
+
+    /// The server handles inbound traffic at `at`.
+    fn serve(&mut self, at: Instant, connection: u64, inbound: Inbound) {
         let Some(host) = self.host_of(connection) else {
             if matches!(inbound, Inbound::Message(_)) {
                 self.stats.frames_lost += 1;
@@ -1068,6 +1116,7 @@ impl SimNetwork {
                 if let Some(link) = self.links.get_mut(&connection) {
                     link.held_ok = None;
                 }
+                self.release_service(at, host);
             }
             Inbound::Ping => {
                 self.stats.pings += 1;

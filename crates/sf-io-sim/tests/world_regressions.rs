@@ -24,3 +24,15 @@ fn l5_a_partial_rewrite_after_a_failed_sync_keeps_the_rest_owed() {
     assert!(r.passed(), "{:#?}", r.violations);
     assert!(r.stats.host_crashes > 0, "the scenario needs host crashes");
 }
+
+/// LIVENESS (a simulator model bug, not an engine one): on a slow host the
+/// service slots of an abandoned connection's queued messages were kept, so
+/// each new connection waited behind the previous one's backlog, hit the
+/// ACK timeout before its first OK, and added its own window to the
+/// backlog (110 timeouts in a row). A server drops the unread input of a
+/// socket it found closed; the network now frees those slots on close.
+#[test]
+fn liveness_an_abandoned_connections_backlog_does_not_starve_the_next() {
+    let r = run_seed(40672, &all_faults());
+    assert!(r.passed(), "{:#?}", r.violations);
+}
