@@ -31,6 +31,7 @@ pub struct SenderBuilder {
     progress: Option<ProgressHandler>,
     error: Option<ErrorHandler>,
     runtime: Option<Handle>,
+    drainer_listener: Option<crate::orphan::DrainerListener>,
 }
 
 impl core::fmt::Debug for SenderBuilder {
@@ -51,6 +52,7 @@ impl SenderBuilder {
             progress: None,
             error: None,
             runtime: None,
+            drainer_listener: None,
         }
     }
 
@@ -77,6 +79,16 @@ impl SenderBuilder {
         self
     }
 
+    /// Calls `f` with every event of this sender's orphan drainers
+    /// (`drain_orphans=on`), on the drainer's thread.
+    pub fn on_drainer_event(
+        mut self,
+        f: impl Fn(crate::orphan::DrainerEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.drainer_listener = Some(std::sync::Arc::new(f));
+        self
+    }
+
     /// Runs the I/O task on this multi-threaded runtime instead of the
     /// caller's (or a dedicated thread).
     pub fn runtime(mut self, handle: Handle) -> Self {
@@ -92,6 +104,7 @@ impl SenderBuilder {
             progress,
             error,
             runtime,
+            drainer_listener,
         } = self;
         let engine_config = engine_config(&config)?;
         let settings = ConnectSettings::from_config(&config, CLIENT_ID)?;
@@ -152,7 +165,7 @@ impl SenderBuilder {
             ..EncoderConfig::default()
         })?;
         let initial = config.reconnect().initial_connect_retry;
-        let sender = Sender::assemble(config, shared, runtime, Some(dispatcher), encoder);
+        let mut sender = Sender::assemble(config, shared, runtime, Some(dispatcher), encoder);
         // `initial_connect_retry=off` and `on` make the constructor wait for
         // the first connection (off: one round, its failure is terminal;
         // on: retried within the reconnect budget); `async` returns at once.
@@ -162,6 +175,16 @@ impl SenderBuilder {
                 drop(sender);
                 return Err(e);
             }
+        }
+        // Orphan drain (sf-client §18.2) starts once the own slot is locked
+        // and the sender is up; it never fails the constructor.
+        if sender.config.storage().drain_orphans && sender.config.storage().sf_dir.is_some() {
+            let own = sf_core::orphans::OwnSlots::Single(sender.config.storage().sender_id.clone());
+            sender.drainers = Some(crate::orphan::OrphanDrainers::start(
+                &sender.config,
+                own,
+                drainer_listener,
+            ));
         }
         Ok(sender)
     }
