@@ -463,8 +463,12 @@ impl SenderPool {
 
     /// The counters now.
     pub fn counters(&self) -> PoolCounters {
-        let s = &self.inner.stats;
         let g = self.inner.lock();
+        self.counters_locked(&g)
+    }
+
+    fn counters_locked(&self, g: &State) -> PoolCounters {
+        let s = &self.inner.stats;
         PoolCounters {
             lent: g.lent,
             idle: g.idle.len() as u32,
@@ -481,6 +485,32 @@ impl SenderPool {
                 .as_ref()
                 .map(OrphanDrainers::counters)
                 .unwrap_or_default(),
+        }
+    }
+
+    /// Waits until `pred` holds for the counters or `timeout` passes;
+    /// returns whether it held. Woken by every return, settle and reap (the
+    /// drainer counters are read whenever the pool wakes).
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&PoolCounters) -> bool) -> bool {
+        let deadline = later(Instant::now(), timeout);
+        loop {
+            if pred(&self.counters()) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let g = self.inner.lock();
+            // Re-checked under the lock the notifier takes, so a wake-up
+            // between the check above and this wait is not lost.
+            if pred(&self.counters_locked(&g)) {
+                return true;
+            }
+            let _ = self
+                .inner
+                .cond
+                .wait_timeout(g, (deadline - now).min(Duration::from_millis(50)));
         }
     }
 
@@ -669,7 +699,9 @@ fn reap(inner: &Arc<PoolInner>) {
         let now = Instant::now();
         let mut expired = Vec::new();
         // Oldest first: borrowers take the most recent, so the front ages.
-        while g.alloc.in_use() > inner.sizes.min
+        // In-use counts an expired sender until it is settled: subtract
+        // the ones already taken in this pass.
+        while g.alloc.in_use() - expired.len() as u32 > inner.sizes.min
             && g.idle
                 .first()
                 .is_some_and(|i| now.saturating_duration_since(i.since) >= inner.sizes.idle_timeout)
