@@ -263,15 +263,8 @@ async fn max_background_drainers_caps_concurrent_drainers() {
 
 /// Item 11 through the drainer: a drained slot keeps its fully acknowledged
 /// active segment and spares (the sender's ring reuses them), so a later
-/// scan adopts it again, and that drain must send nothing (S8 watermark).
-///
-/// Ignored: fails today outside this module. The engine releases the slot
-/// while a newer `.ack-watermark` persist is still owed (only one persist
-/// is in flight at a time and `release()` does not wait for the next), so
-/// a reopen seeds `acked` from a stale watermark and replays acknowledged
-/// frames. A plain `Sender` shows it too: write 3 frames, `wait_acked`,
-/// `close`, reopen → `acked_fsn` is FSN 0, not 2 (seen on this branch).
-#[ignore = "engine releases the slot with an ack-watermark persist still owed (reported)"]
+/// scan adopts it again, and that drain must send nothing (S8 watermark:
+/// the drainer releases only once the watermark covers what it drained).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item11_readopted_drained_slot_replays_nothing() {
     let sf = tempfile::tempdir().unwrap();

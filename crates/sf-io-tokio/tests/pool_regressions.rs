@@ -164,12 +164,12 @@ async fn item19_managed_in_range_slots_are_not_orphans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item20_in_range_slot_data_is_recovered_at_construction() {
     let sf = tempfile::tempdir().unwrap();
-    strand(sf.path(), "w-1", "t1", 2);
+    strand(sf.path(), "w-1", "t1", 3);
     let srv = server(ServerConfig::local()).await;
     let pool =
         block(|| SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2))).unwrap();
-    srv.wait_for_rows(20, WAIT).await.unwrap();
-    assert_eq!(server_ns(&srv, "t1"), (0..20).collect::<Vec<_>>());
+    srv.wait_for_rows(30, WAIT).await.unwrap();
+    assert_eq!(server_ns(&srv, "t1"), (0..30).collect::<Vec<_>>());
     let c = pool.counters();
     assert_eq!(c.recovered_slots, 1);
     assert_eq!(
@@ -180,6 +180,21 @@ async fn item20_in_range_slot_data_is_recovered_at_construction() {
         lock_holder(&sf.path().join("w-1")).unwrap(),
         LockProbe::Free
     );
+    // The next sender on w-1 starts after what recovery drained: its own
+    // frame is acknowledged with no recovered frame sent again before it
+    // (frames go out in FSN order).
+    let a = block(|| pool.borrow()).unwrap();
+    let mut b = block(|| pool.borrow()).unwrap();
+    assert_eq!(b.slot_id().unwrap(), "w-1");
+    write_frame(&mut b, "t1b", 0, 1);
+    let fsn = b.counters().published_fsn.unwrap();
+    block(|| b.wait_acked(fsn, WAIT)).unwrap();
+    assert_eq!(
+        server_ns(&srv, "t1").len(),
+        30,
+        "no replay of recovered frames"
+    );
+    drop((a, b));
     block(|| pool.close());
 }
 

@@ -182,6 +182,10 @@ impl core::fmt::Debug for OrphanDrainers {
 /// owner asked it to stop (the ack wait itself ends on progress at once).
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
+/// How long a drainer that finished waits for the `.ack-watermark` to cover
+/// everything before it releases the slot.
+const WATERMARK_WAIT: Duration = Duration::from_secs(2);
+
 impl OrphanDrainers {
     /// Scans `config`'s `sf_dir` for orphans of `own` and starts up to
     /// `max_background_drainers` drainer threads over them. Without
@@ -367,7 +371,17 @@ fn drain_one(s: &Arc<DrainShared>, slot: &Path) -> DrainerEvent {
             return stopped("the owner closed; the data stays on disk".into());
         }
         match sender.wait_acked(target, STOP_CHECK) {
-            Ok(()) => return finish(sender, slot),
+            Ok(()) => {
+                // A drained slot keeps its acknowledged active segment, so
+                // the next scan adopts it again; only a watermark that
+                // covers everything keeps that drain from replaying
+                // acknowledged frames (S8). The engine may release with a
+                // newer watermark write still owed, so wait for it here.
+                if !sender.wait_watermark(target, WATERMARK_WAIT) {
+                    tracing::warn!(slot = %slot.display(), "orphan drainer: the ack watermark did not reach FSN {} before release; a later drain may replay acknowledged frames", target.get());
+                }
+                return finish(sender, slot);
+            }
             Err(Error::AckTimeout { .. }) => continue,
             Err(Error::Terminal(e)) => {
                 let reason = failed_reason(&e.to_string());

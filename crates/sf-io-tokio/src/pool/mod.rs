@@ -654,7 +654,18 @@ fn recover_in_range(inner: &Arc<PoolInner>) {
                 inner.stats.created.fetch_add(1, Ordering::Relaxed);
                 let drained = match s.counters().published_fsn {
                     None => true,
-                    Some(p) => s.wait_acked(p, wait).is_ok(),
+                    // Released only once the watermark covers the drained
+                    // frames, so the next sender on this slot does not
+                    // replay them (S8; the engine may release with a
+                    // watermark write still owed).
+                    Some(p) => {
+                        s.wait_acked(p, wait).is_ok()
+                            && (s.wait_watermark(p, WATERMARK_WAIT)
+                                || {
+                                    tracing::warn!(slot = %slot.display(), "sender pool: the ack watermark did not reach FSN {} before release", p.get());
+                                    true
+                                })
+                    }
                 };
                 if drained {
                     inner.stats.recovered_slots.fetch_add(1, Ordering::Relaxed);
@@ -666,6 +677,10 @@ fn recover_in_range(inner: &Arc<PoolInner>) {
         }
     }
 }
+
+/// How long construction-time recovery waits for the `.ack-watermark` to
+/// cover a drained slot before releasing it.
+const WATERMARK_WAIT: Duration = Duration::from_secs(2);
 
 /// Builds `min` idle senders, best effort.
 fn prefill(inner: &Arc<PoolInner>) {
