@@ -348,3 +348,26 @@ async fn idle_senders_beyond_min_are_reaped() {
     assert_eq!((c.lent, c.capacity), (0, 3));
     block(|| pool.close());
 }
+
+/// Without `sf_dir` the pool lends memory-mode senders: no slots, no
+/// lock, the same borrow/return/discard rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_mode_pool_lends_and_reuses_senders() {
+    let srv = server(ServerConfig::local()).await;
+    let pool = SenderPool::new(
+        &format!("ws::addr={};auto_flush=off;", srv.local_addr()),
+        sizes(0, 2),
+    )
+    .unwrap();
+    let mut a = block(|| pool.borrow()).unwrap();
+    assert_eq!(a.slot_id(), None);
+    write_frame(&mut a, "t", 0, 10);
+    drop(a);
+    let mut b = block(|| pool.borrow()).unwrap();
+    write_frame(&mut b, "t", 10, 20);
+    srv.wait_for_rows(20, WAIT).await.unwrap();
+    block(|| b.discard());
+    let c = pool.counters();
+    assert_eq!((c.created, c.discarded, c.capacity, c.lent), (1, 1, 2, 0));
+    block(|| pool.close());
+}

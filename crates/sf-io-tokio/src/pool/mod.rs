@@ -428,7 +428,9 @@ impl SenderPool {
                     Ok(s) => Ok(self.lend(s, index)),
                     Err(e) => {
                         inner.stats.build_failures.fetch_add(1, Ordering::Relaxed);
-                        inner.lock().lent -= 1;
+                        let mut g = inner.lock();
+                        g.lent = g.lent.saturating_sub(1);
+                        drop(g);
                         // Item 3: the reserved index is freed (or retired
                         // if another owner holds that slot).
                         inner.settle(index);
@@ -579,7 +581,9 @@ impl PooledSender {
     /// Closes this sender instead of returning it to the pool.
     pub fn discard(mut self) {
         if let Some(s) = self.sender.take() {
-            self.pool.lock().lent -= 1;
+            let mut g = self.pool.lock();
+            g.lent = g.lent.saturating_sub(1);
+            drop(g);
             self.pool.stats.discarded.fetch_add(1, Ordering::Relaxed);
             self.pool.close_and_settle(s, self.index);
         }
