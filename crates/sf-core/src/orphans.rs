@@ -224,6 +224,8 @@ mod tests {
         assert_eq!(d.close_flush_timeout(), None);
         let p = c.for_slot("me-0").unwrap();
         assert_eq!(p.reconnect(), c.reconnect());
+        assert_eq!(p.storage().sender_id, "me-0");
+        assert!(!p.storage().drain_orphans, "pooled senders never scan");
         assert!(c.for_slot("../x").is_err());
     }
 
