@@ -295,3 +295,38 @@ async fn item11_readopted_drained_slot_replays_nothing() {
     assert_eq!(srv.stats().rows, 30, "no acknowledged frame replayed");
     fg2.close().unwrap();
 }
+
+/// §18.2: an auth-terminal upgrade (401) ends the drainer at once with
+/// `.failed`, without spending the reconnect budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s18_2_auth_refused_writes_failed() {
+    let sf = tempfile::tempdir().unwrap();
+    strand(sf.path(), "a", "ta", 1);
+    let srv = server(ServerConfig::local().with_auth(qwp_server::Auth::Bearer {
+        token: "right".into(),
+    }))
+    .await;
+    let (l, mut ev) = events();
+    let fg = foreground(
+        &format!(
+            "ws::addr={};sf_dir={};sender_id=fg;drain_orphans=on;initial_connect_retry=async;\
+             token=wrong;close_flush_timeout_millis=0;",
+            srv.local_addr(),
+            sf.path().display()
+        ),
+        l,
+    );
+    ev.wait("failed a", |e| is(e, "failed", "a"));
+    let slot = sf.path().join("a");
+    let text = std::fs::read_to_string(slot.join(FAILED_FILE_NAME)).unwrap();
+    assert!(text.contains("gave up"), "{text}");
+    assert!(
+        text.contains("401") || text.to_lowercase().contains("auth"),
+        "{text}"
+    );
+    assert_eq!(fg.counters().total_background_drainers_failed, 1);
+    assert_eq!(lock_holder(&slot).unwrap(), LockProbe::Free);
+    assert!(has_segments(&slot));
+    assert_eq!(srv.stats().rows, 0);
+    let _ = block(|| fg.close());
+}
