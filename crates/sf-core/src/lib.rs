@@ -21,6 +21,8 @@ pub mod engine;
 pub mod errors;
 pub mod hosts;
 pub mod ids;
+pub mod orphans;
+pub mod pool_slots;
 pub mod reconnect;
 pub mod recovery;
 pub mod ring;

@@ -1375,6 +1375,13 @@ impl Storage {
         self.ring.acked
     }
 
+    /// The highest FSN whose `.ack-watermark` write the adapter confirmed
+    /// in this life (`None`: none yet). Lets a caller that is about to
+    /// release the slot see whether a reopen would start from it.
+    pub fn watermark_persisted(&self) -> Option<Fsn> {
+        self.watermark_persisted
+    }
+
     /// The durable FSN (L1): frames up to it are synced or acknowledged.
     /// In memory durability nothing is synced, so it follows the
     /// acknowledgements only.

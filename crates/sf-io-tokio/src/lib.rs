@@ -37,6 +37,10 @@
 
 pub mod fs;
 pub mod net;
+pub mod orphan;
+pub mod pool;
 pub mod sender;
 
+pub use orphan::{DrainerCounters, DrainerEvent};
+pub use pool::{PoolConfig, PoolCounters, PoolError, PooledSender, SenderPool};
 pub use sender::{Counters, Error, Sender, SenderBuilder};

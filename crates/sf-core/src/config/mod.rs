@@ -581,6 +581,37 @@ impl Config {
         &self.errors
     }
 
+    /// The same configuration for another slot under the same `sf_dir`:
+    /// `sender_id` replaced (validated like the connect-string key) and
+    /// `drain_orphans` off, since a sender opened on behalf of a pool or a
+    /// drainer never runs an orphan scan of its own (the owner of the scan
+    /// does).
+    pub fn for_slot(&self, sender_id: &str) -> Result<Config, ConfigError> {
+        if let Some(reason) = sender_id_problem(sender_id) {
+            return Err(ConfigError::InvalidSenderId {
+                value: sender_id.to_owned(),
+                reason,
+            });
+        }
+        let mut c = self.clone();
+        c.storage.sender_id = sender_id.to_owned();
+        c.storage.drain_orphans = false;
+        Ok(c)
+    }
+
+    /// [`Config::for_slot`] for a background orphan drainer: the first
+    /// connect retried in the background within the reconnect budget
+    /// (`initial_connect_retry=async`, so an unreachable server exhausts the
+    /// budget instead of failing the first round), and no drain at close
+    /// (the drainer waits for the acknowledgements itself and must stop
+    /// promptly when its foreground closes).
+    pub fn for_orphan_drainer(&self, sender_id: &str) -> Result<Config, ConfigError> {
+        let mut c = self.for_slot(sender_id)?;
+        c.reconnect.initial_connect_retry = InitialConnectRetry::Async;
+        c.close_flush_timeout = None;
+        Ok(c)
+    }
+
     /// The largest encoded message this configuration can send: it must fit
     /// the encode buffer, the protocol's default batch limit, and one segment
     /// after the segment and frame headers.

@@ -33,6 +33,7 @@ pub struct SenderBuilder {
     runtime: Option<Handle>,
     dialer: Option<Arc<dyn Dialer>>,
     jitter_seed: Option<u64>,
+    drainer_listener: Option<crate::orphan::DrainerListener>,
 }
 
 impl core::fmt::Debug for SenderBuilder {
@@ -55,6 +56,7 @@ impl SenderBuilder {
             runtime: None,
             dialer: None,
             jitter_seed: None,
+            drainer_listener: None,
         }
     }
 
@@ -78,6 +80,16 @@ impl SenderBuilder {
         f: impl FnMut(&sf_core::errors::SenderError) + Send + 'static,
     ) -> Self {
         self.error = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` with every event of this sender's orphan drainers
+    /// (`drain_orphans=on`), on the drainer's thread.
+    pub fn on_drainer_event(
+        mut self,
+        f: impl Fn(crate::orphan::DrainerEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.drainer_listener = Some(std::sync::Arc::new(f));
         self
     }
 
@@ -112,7 +124,7 @@ impl SenderBuilder {
     /// Opens the slot (SF mode; blocking file I/O), builds the engine and
     /// starts the I/O task.
     pub fn build(self) -> Result<Sender> {
-        let sender = self.start_sender()?;
+        let (mut sender, drainer_listener) = self.start_sender()?;
         // `initial_connect_retry=off` and `on` make the constructor wait for
         // the first connection (off: one round, its failure is terminal;
         // on: retried within the reconnect budget); `async` returns at once.
@@ -123,6 +135,7 @@ impl SenderBuilder {
                 return Err(e);
             }
         }
+        start_drainers(&mut sender, drainer_listener);
         Ok(sender)
     }
 
@@ -132,7 +145,7 @@ impl SenderBuilder {
     /// runtime, e.g. with [`SenderBuilder::runtime`]`(Handle::current())`.
     /// Opening an `sf_dir` slot is still blocking file I/O.
     pub async fn build_async(self) -> Result<Sender> {
-        let sender = self.start_sender()?;
+        let (mut sender, drainer_listener) = self.start_sender()?;
         if sender.config.reconnect().initial_connect_retry != InitialConnectRetry::Async {
             if let Err(e) = wait_connected_async(&sender).await {
                 // Not dropped here: a drop closes with a blocking wait.
@@ -140,12 +153,14 @@ impl SenderBuilder {
                 return Err(e);
             }
         }
+        start_drainers(&mut sender, drainer_listener);
         Ok(sender)
     }
 
     /// Builds the sender and starts its I/O task, without waiting for a
-    /// connection.
-    fn start_sender(self) -> Result<Sender> {
+    /// connection; also hands back the drainer listener for
+    /// [`start_drainers`].
+    fn start_sender(self) -> Result<(Sender, Option<crate::orphan::DrainerListener>)> {
         let SenderBuilder {
             config,
             progress,
@@ -153,6 +168,7 @@ impl SenderBuilder {
             runtime,
             dialer,
             jitter_seed: seed,
+            drainer_listener,
         } = self;
         let engine_config = engine_config(&config)?;
         let mut settings = ConnectSettings::from_config(&config, CLIENT_ID)?;
@@ -216,13 +232,24 @@ impl SenderBuilder {
             max_batch_bytes: usize::try_from(config.max_frame_bytes()).unwrap_or(usize::MAX),
             ..EncoderConfig::default()
         })?;
-        Ok(Sender::assemble(
-            config,
-            shared,
-            runtime,
-            Some(dispatcher),
-            encoder,
+        Ok((
+            Sender::assemble(config, shared, runtime, Some(dispatcher), encoder),
+            drainer_listener,
         ))
+    }
+}
+
+/// Starts the orphan drainers of a built sender (sf-client §18.2), once its
+/// own slot is locked and the sender is up; it never fails the constructor.
+fn start_drainers(sender: &mut Sender, listener: Option<crate::orphan::DrainerListener>) {
+    let storage = sender.config.storage();
+    if storage.drain_orphans && storage.sf_dir.is_some() {
+        let own = sf_core::orphans::OwnSlots::Single(storage.sender_id.clone());
+        sender.drainers = Some(crate::orphan::OrphanDrainers::start(
+            &sender.config,
+            own,
+            listener,
+        ));
     }
 }
 

@@ -37,6 +37,14 @@ pub struct Counters {
     pub in_flight_frames: u64,
     /// The latched terminal error (`getLastTerminalError`).
     pub last_terminal_error: Option<SenderError>,
+    /// Orphan drainers running now (`getActiveBackgroundDrainers`).
+    pub active_background_drainers: u64,
+    /// Drainers that exited after draining their slot
+    /// (`getTotalBackgroundDrainersSucceeded`).
+    pub total_background_drainers_succeeded: u64,
+    /// Drainers that exited by writing `.failed`
+    /// (`getTotalBackgroundDrainersFailed`).
+    pub total_background_drainers_failed: u64,
 }
 
 impl Counters {
@@ -54,6 +62,9 @@ impl Counters {
             durable_fsn: engine.durable_fsn(),
             in_flight_frames: engine.in_flight_frames(),
             last_terminal_error: engine.last_terminal_error().cloned(),
+            active_background_drainers: 0,
+            total_background_drainers_succeeded: 0,
+            total_background_drainers_failed: 0,
         }
     }
 }

@@ -87,6 +87,11 @@ pub struct Sender {
     /// Payload bytes of the frames this sender appended (see
     /// [`Sender::appended_bytes`]).
     appended_bytes: u64,
+    /// Set once a flush failed: a pool discards such a sender (DESIGN §6
+    /// item 21).
+    flush_failed: bool,
+    /// The orphan drainers this sender started (`drain_orphans=on`).
+    drainers: Option<crate::orphan::OrphanDrainers>,
 }
 
 impl Sender {
@@ -126,6 +131,8 @@ impl Sender {
             batch_started: None,
             closed: false,
             appended_bytes: 0,
+            flush_failed: false,
+            drainers: None,
         }
     }
 
@@ -286,6 +293,12 @@ impl Sender {
     /// was pending. Blocks while the log is at its cap, up to
     /// `sf_append_deadline_millis` (S6).
     pub fn flush(&mut self) -> Result<Option<Fsn>> {
+        let r = self.flush_inner();
+        self.flush_failed |= r.is_err();
+        r
+    }
+
+    fn flush_inner(&mut self) -> Result<Option<Fsn>> {
         let Some(ticket) = self.append_pending()? else {
             return Ok(None);
         };
@@ -293,10 +306,22 @@ impl Sender {
         blocking(move || wait_ticket(&shared, ticket))
     }
 
+    /// Whether any flush on this sender failed (whatever the reason). A
+    /// sender pool discards such a sender instead of lending it again.
+    pub fn flush_failed(&self) -> bool {
+        self.flush_failed
+    }
+
     /// [`Sender::flush`] for async code: the wait for durability does not
     /// block the runtime (a wait at the storage cap still does, bounded by
     /// `sf_append_deadline_millis`).
     pub async fn flush_async(&mut self) -> Result<Option<Fsn>> {
+        let r = self.flush_async_inner().await;
+        self.flush_failed |= r.is_err();
+        r
+    }
+
+    async fn flush_async_inner(&mut self) -> Result<Option<Fsn>> {
         let Some(ticket) = self.append_pending()? else {
             return Ok(None);
         };
@@ -417,7 +442,62 @@ impl Sender {
 
     /// The counters of sf-client §20.
     pub fn counters(&self) -> Counters {
-        Counters::read(&self.shared.lock().engine)
+        let mut c = Counters::read(&self.shared.lock().engine);
+        if let Some(d) = &self.drainers {
+            let dc = d.counters();
+            c.active_background_drainers = dc.active;
+            c.total_background_drainers_succeeded = dc.succeeded;
+            c.total_background_drainers_failed = dc.failed;
+        }
+        c
+    }
+
+    /// Writes `.failed` with `reason` into this sender's slot while the
+    /// sender still holds its lock (sf-client §5.2: before the release).
+    /// `Ok(false)` when the sender holds no lock (memory mode, or the slot
+    /// was already released).
+    pub(crate) fn write_failed_marker(&self, reason: &str) -> Result<bool> {
+        let g = self.shared.lock();
+        match &g.lock {
+            Some(lock) => {
+                crate::fs::write_failed_marker(lock, reason)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Waits up to `timeout` until the `.ack-watermark` on disk covers
+    /// `fsn`, so that a reopen of the slot starts after it; `false` when it
+    /// did not (memory mode, a failed write, the sender closed).
+    pub(crate) fn wait_watermark(&self, fsn: Fsn, timeout: Duration) -> bool {
+        let shared = Arc::clone(&self.shared);
+        blocking(move || {
+            let deadline = std::time::Instant::now() + timeout;
+            let mut g = shared.lock();
+            loop {
+                if g.engine
+                    .storage()
+                    .watermark_persisted()
+                    .is_some_and(|w| w >= fsn)
+                {
+                    return true;
+                }
+                let now = std::time::Instant::now();
+                if now >= deadline || g.closed.is_some() {
+                    return false;
+                }
+                g = shared.wait_timeout(g, deadline - now);
+            }
+        })
+    }
+
+    /// Stops the orphan drainers (their data stays on disk, their locks
+    /// are released).
+    fn stop_drainers(&mut self) {
+        if let Some(mut d) = self.drainers.take() {
+            blocking(move || d.stop());
+        }
     }
 
     // ----- close ---------------------------------------------------------------
@@ -432,6 +512,7 @@ impl Sender {
 
     /// [`Sender::close`] for async code.
     pub async fn close_async(mut self) -> Result<()> {
+        self.stop_drainers();
         let flushed = self.flush_async().await.map(|_| ());
         self.start_close();
         let mut rx = self.shared.subscribe();
@@ -455,6 +536,7 @@ impl Sender {
         if self.closed {
             return Ok(());
         }
+        self.stop_drainers();
         let flushed = self.flush().map(|_| ());
         self.start_close();
         let shared = Arc::clone(&self.shared);

@@ -1,0 +1,373 @@
+//! The sender pool against DESIGN §6 items 17–21 and the issue's pool
+//! rules, over real temp directories and the reference server. Each
+//! `itemNN_` test fails on a build that carries that bug.
+
+mod pool_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pool_support::*;
+use qwp_server::{Faults, OkDelivery, ServerConfig};
+use sf_io_tokio::fs::{lock_holder, LockProbe, SlotLock};
+use sf_io_tokio::{PoolConfig, PoolError, SenderPool};
+
+fn sizes(min: u32, max: u32) -> PoolConfig {
+    PoolConfig {
+        min,
+        max,
+        idle_timeout: Duration::from_secs(600),
+        borrow_timeout: Duration::from_millis(200),
+    }
+}
+
+fn sf_conf(addr: impl std::fmt::Display, sf: &std::path::Path, extra: &str) -> String {
+    format!(
+        "ws::addr={addr};sf_dir={};sender_id=w;auto_flush=off;{extra}",
+        sf.display()
+    )
+}
+
+/// Item 17: every pooled SF sender gets its own slot `<id>-<i>`, lowest
+/// free first, so `max` senders live at once without a lock collision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item17_pooled_senders_get_distinct_stable_slots() {
+    let sf = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let pool = SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 3)).unwrap();
+    let mut held = Vec::new();
+    for k in 0..3i64 {
+        let mut s = block(|| pool.borrow()).unwrap();
+        write_frame(&mut s, "t", k * 10, k * 10 + 10);
+        held.push(s);
+    }
+    let ids: Vec<_> = held.iter().map(|s| s.slot_id().unwrap()).collect();
+    assert_eq!(ids, vec!["w-0", "w-1", "w-2"]);
+    for id in &ids {
+        assert!(matches!(
+            lock_holder(&sf.path().join(id)).unwrap(),
+            LockProbe::Held(_)
+        ));
+    }
+    srv.wait_for_rows(30, WAIT).await.unwrap();
+    drop(held);
+    // Returned senders are reused most-recent first; a fresh borrow never
+    // creates a fourth slot.
+    let s = block(|| pool.borrow()).unwrap();
+    assert!(["w-0", "w-1", "w-2"].contains(&s.slot_id().unwrap().as_str()));
+    drop(s);
+    assert_eq!(pool.counters().created, 3);
+    block(|| pool.close());
+}
+
+/// Item 18: an index goes back to the free set only after its sender's
+/// lock is released; one still held after close is retired (capacity
+/// shrinks, counted) and never handed out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item18_index_whose_lock_is_still_held_is_retired_not_reused() {
+    let sf = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local()).await;
+    // Stands in for a previous owner that still holds the lock after its
+    // sender closed: the hook takes the real lock before the pool probes.
+    let stash: Arc<Mutex<Vec<SlotLock>>> = Arc::default();
+    let st = Arc::clone(&stash);
+    let pool = SenderPool::builder(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2))
+        .after_sender_close(move |dir| {
+            let mut st = st.lock().unwrap();
+            if st.is_empty() {
+                st.push(SlotLock::acquire_dir(dir).unwrap());
+            }
+        })
+        .build()
+        .unwrap();
+    let s = block(|| pool.borrow()).unwrap();
+    assert_eq!(s.slot_id().unwrap(), "w-0");
+    block(|| s.discard());
+    let c = pool.counters();
+    assert_eq!((c.retired, c.capacity, c.discarded), (1, 1, 1));
+    // The next borrow must not collide on w-0's lock.
+    let mut s = block(|| pool.borrow()).unwrap();
+    assert_eq!(s.slot_id().unwrap(), "w-1");
+    write_frame(&mut s, "t", 0, 10);
+    srv.wait_for_rows(10, WAIT).await.unwrap();
+    // Even once the old owner lets go, a retired index stays retired.
+    stash.lock().unwrap().clear();
+    match block(|| pool.borrow()) {
+        Err(PoolError::BorrowTimeout { capacity: 1, .. }) => {}
+        other => panic!("expected a borrow timeout at capacity 1, got {other:?}"),
+    }
+    drop(s);
+    block(|| pool.close());
+}
+
+/// Item 19: a pool that shrank drains the slots above its new size (and a
+/// non-canonical sibling of the same base) as orphans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item19_slots_above_a_shrunk_max_are_drained() {
+    let sf = tempfile::tempdir().unwrap();
+    strand(sf.path(), "w-3", "t3", 2);
+    strand(sf.path(), "w-01", "t01", 1);
+    let srv = server(ServerConfig::local()).await;
+    let (l, mut ev) = events();
+    let pool = SenderPool::builder(
+        &sf_conf(srv.local_addr(), sf.path(), "drain_orphans=on;"),
+        sizes(0, 2),
+    )
+    .on_drainer_event(l)
+    .build()
+    .unwrap();
+    ev.wait("w-3 drained", |e| is(e, "succeeded", "w-3"));
+    ev.wait("w-01 drained", |e| is(e, "succeeded", "w-01"));
+    srv.wait_for_rows(30, WAIT).await.unwrap();
+    assert_eq!(server_ns(&srv, "t3"), (0..20).collect::<Vec<_>>());
+    assert_eq!(server_ns(&srv, "t01"), (0..10).collect::<Vec<_>>());
+    assert!(pool.wait_for(WAIT, |c| c.drainers.succeeded == 2
+        && c.drainers.active == 0));
+    block(|| pool.close());
+}
+
+/// Item 19, the other half: the pool never drains its own managed slots as
+/// orphans (they are its senders' slots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item19_managed_in_range_slots_are_not_orphans() {
+    let sf = tempfile::tempdir().unwrap();
+    strand(sf.path(), "w-1", "t1", 1);
+    strand(sf.path(), "x", "tx", 1);
+    let (l, mut ev) = events();
+    // Unreachable server: in-range recovery leaves w-1 alone (item 20's
+    // best effort) and the drainer of x cannot finish before close.
+    let pool = SenderPool::builder(
+        &sf_conf(
+            dead_addr(),
+            sf.path(),
+            "drain_orphans=on;close_flush_timeout_millis=0;max_background_drainers=4;",
+        ),
+        sizes(0, 2),
+    )
+    .on_drainer_event(l)
+    .build()
+    .unwrap();
+    ev.wait("x started", |e| is(e, "started", "x"));
+    block(|| pool.close());
+    ev.wait("x stopped", |e| is(e, "stopped", "x"));
+    assert!(
+        !ev.drain()
+            .iter()
+            .any(|e| slot_of(e).file_name().is_some_and(|n| n == "w-1")),
+        "{:?}",
+        ev.seen
+    );
+}
+
+/// Item 20: data stranded in an in-range slot is recovered at construction
+/// even if that index is never borrowed (low load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item20_in_range_slot_data_is_recovered_at_construction() {
+    let sf = tempfile::tempdir().unwrap();
+    strand(sf.path(), "w-1", "t1", 3);
+    let srv = server(ServerConfig::local()).await;
+    let pool =
+        block(|| SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2))).unwrap();
+    srv.wait_for_rows(30, WAIT).await.unwrap();
+    assert_eq!(server_ns(&srv, "t1"), (0..30).collect::<Vec<_>>());
+    let c = pool.counters();
+    assert_eq!(c.recovered_slots, 1);
+    assert_eq!(
+        c.capacity, 2,
+        "the index was freed after its lock was released"
+    );
+    assert_eq!(
+        lock_holder(&sf.path().join("w-1")).unwrap(),
+        LockProbe::Free
+    );
+    // The next sender on w-1 starts after what recovery drained: its own
+    // frame is acknowledged with no recovered frame sent again before it
+    // (frames go out in FSN order).
+    let a = block(|| pool.borrow()).unwrap();
+    let mut b = block(|| pool.borrow()).unwrap();
+    assert_eq!(b.slot_id().unwrap(), "w-1");
+    write_frame(&mut b, "t1b", 0, 1);
+    let fsn = b.counters().published_fsn.unwrap();
+    block(|| b.wait_acked(fsn, WAIT)).unwrap();
+    assert_eq!(
+        server_ns(&srv, "t1").len(),
+        30,
+        "no replay of recovered frames"
+    );
+    drop((a, b));
+    block(|| pool.close());
+}
+
+/// Item 20, best effort: an unreachable server leaves the data on disk and
+/// does not fail construction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item20_unreachable_server_does_not_fail_construction() {
+    let sf = tempfile::tempdir().unwrap();
+    strand(sf.path(), "w-0", "t0", 1);
+    let pool = block(|| {
+        SenderPool::new(
+            &sf_conf(dead_addr(), sf.path(), "close_flush_timeout_millis=50;"),
+            sizes(0, 2),
+        )
+    })
+    .unwrap();
+    let c = pool.counters();
+    assert_eq!((c.recovered_slots, c.capacity), (0, 2));
+    assert!(has_segments(&sf.path().join("w-0")));
+    assert_eq!(
+        lock_holder(&sf.path().join("w-0")).unwrap(),
+        LockProbe::Free
+    );
+    block(|| pool.close());
+}
+
+/// Item 21: a sender whose flush failed (here: the cap's deadline) is
+/// discarded on return, never lent to the next borrower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item21_sender_whose_flush_failed_is_discarded() {
+    let sf = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local().with_faults(Faults {
+        ok_delivery: OkDelivery::Withhold,
+        ..Faults::default()
+    }))
+    .await;
+    let pool = SenderPool::new(
+        &sf_conf(
+            srv.local_addr(),
+            sf.path(),
+            "sf_max_bytes=4096;sf_max_total_bytes=8192;sf_append_deadline_millis=50;\
+             close_flush_timeout_millis=0;",
+        ),
+        sizes(0, 1),
+    )
+    .unwrap();
+    let mut s = block(|| pool.borrow()).unwrap();
+    let mut failed = false;
+    for k in 0..64 {
+        for i in 0..20 {
+            s.table("t").unwrap().column_i64("n", k * 20 + i).unwrap();
+            s.at_micros(1).unwrap();
+        }
+        if block(|| s.flush()).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the cap must refuse a flush");
+    assert!(s.flush_failed());
+    drop(s);
+    let s = block(|| pool.borrow()).unwrap();
+    assert!(!s.flush_failed(), "a fresh sender, not the failed one");
+    assert_eq!(s.pending_rows(), 0);
+    assert_eq!(pool.counters().discarded, 1);
+    assert_eq!(pool.counters().created, 2);
+    drop(s);
+    block(|| pool.close());
+}
+
+/// A borrow whose build fails frees the index it reserved: the next borrow
+/// tries again (and fails the same way) instead of timing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_build_frees_its_reserved_index() {
+    let sf = tempfile::tempdir().unwrap();
+    let pool = SenderPool::new(&sf_conf(dead_addr(), sf.path(), ""), sizes(0, 1)).unwrap();
+    for _ in 0..2 {
+        match block(|| pool.borrow()) {
+            Err(PoolError::Build(_)) => {}
+            other => panic!("expected a build failure, got {other:?}"),
+        }
+    }
+    let c = pool.counters();
+    assert_eq!(
+        (c.build_failures, c.capacity, c.lent, c.borrow_timeouts),
+        (2, 1, 0, 0)
+    );
+    block(|| pool.close());
+}
+
+/// Two pools with the same base on one `sf_dir` fail fast on the lock;
+/// different bases coexist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_base_pools_collide_different_bases_coexist() {
+    let sf = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let a = SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2)).unwrap();
+    match SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2)) {
+        Err(PoolError::Lock(e)) => {
+            assert!(
+                e.to_string().contains(&std::process::id().to_string()),
+                "{e}"
+            )
+        }
+        other => panic!("expected a lock error, got {other:?}"),
+    }
+    let other = format!(
+        "ws::addr={};sf_dir={};sender_id=v;auto_flush=off;",
+        srv.local_addr(),
+        sf.path().display()
+    );
+    let b = SenderPool::new(&other, sizes(0, 2)).unwrap();
+    let mut sa = block(|| a.borrow()).unwrap();
+    let mut sb = block(|| b.borrow()).unwrap();
+    write_frame(&mut sa, "t", 0, 10);
+    write_frame(&mut sb, "t", 10, 20);
+    srv.wait_for_rows(20, WAIT).await.unwrap();
+    drop((sa, sb));
+    block(|| a.close());
+    // Closing released the lock: the base can be pooled again.
+    let again = SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2)).unwrap();
+    block(|| again.close());
+    block(|| b.close());
+}
+
+/// Idle senders beyond `min` are reaped after the idle timeout and their
+/// indices freed; `min` survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_senders_beyond_min_are_reaped() {
+    let sf = tempfile::tempdir().unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let pool = SenderPool::new(
+        &sf_conf(srv.local_addr(), sf.path(), ""),
+        PoolConfig {
+            min: 1,
+            max: 3,
+            idle_timeout: Duration::from_millis(20),
+            borrow_timeout: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let a = block(|| pool.borrow()).unwrap();
+    let b = block(|| pool.borrow()).unwrap();
+    drop((a, b));
+    assert!(
+        block(|| pool.wait_for(WAIT, |c| c.reaped == 1 && c.idle == 1)),
+        "{:?}",
+        pool.counters()
+    );
+    let c = pool.counters();
+    assert_eq!((c.lent, c.capacity), (0, 3));
+    block(|| pool.close());
+}
+
+/// Without `sf_dir` the pool lends memory-mode senders: no slots, no
+/// lock, the same borrow/return/discard rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_mode_pool_lends_and_reuses_senders() {
+    let srv = server(ServerConfig::local()).await;
+    let pool = SenderPool::new(
+        &format!("ws::addr={};auto_flush=off;", srv.local_addr()),
+        sizes(0, 2),
+    )
+    .unwrap();
+    let mut a = block(|| pool.borrow()).unwrap();
+    assert_eq!(a.slot_id(), None);
+    write_frame(&mut a, "t", 0, 10);
+    drop(a);
+    let mut b = block(|| pool.borrow()).unwrap();
+    write_frame(&mut b, "t", 10, 20);
+    srv.wait_for_rows(20, WAIT).await.unwrap();
+    block(|| b.discard());
+    let c = pool.counters();
+    assert_eq!((c.created, c.discarded, c.capacity, c.lent), (1, 1, 2, 0));
+    block(|| pool.close());
+}
