@@ -684,6 +684,9 @@ fn outcome_of(stored: Vec<Stored>) -> Outcome {
             durable_fsn: None,
             in_flight_frames: 0,
             last_terminal_error: None,
+            active_background_drainers: 0,
+            total_background_drainers_succeeded: 0,
+            total_background_drainers_failed: 0,
         },
     }
 }

@@ -375,8 +375,10 @@ fn drain_one(s: &Arc<DrainShared>, slot: &Path) -> DrainerEvent {
                 // A drained slot keeps its acknowledged active segment, so
                 // the next scan adopts it again; only a watermark that
                 // covers everything keeps that drain from replaying
-                // acknowledged frames (S8). The engine may release with a
-                // newer watermark write still owed, so wait for it here.
+                // acknowledged frames (S8). A drainer closes without a
+                // drain wait (so that its owner's close stops it at once),
+                // and a close that skips the drain does not wait for the
+                // last watermark write, so wait for it here.
                 if !sender.wait_watermark(target, WATERMARK_WAIT) {
                     tracing::warn!(slot = %slot.display(), "orphan drainer: the ack watermark did not reach FSN {} before release; a later drain may replay acknowledged frames", target.get());
                 }

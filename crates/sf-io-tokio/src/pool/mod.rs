@@ -660,8 +660,9 @@ fn recover_in_range(inner: &Arc<PoolInner>) {
                     None => true,
                     // Released only once the watermark covers the drained
                     // frames, so the next sender on this slot does not
-                    // replay them (S8; the engine may release with a
-                    // watermark write still owed).
+                    // replay them (S8; this sender has the drainer
+                    // config, whose close skips the drain and with it the
+                    // wait for the last watermark write).
                     Some(p) => {
                         s.wait_acked(p, wait).is_ok()
                             && (s.wait_watermark(p, WATERMARK_WAIT)
