@@ -19,7 +19,7 @@ use sf_io_sim::{run_seed, FaultKind, Report, SimOptions};
 
 /// Seeds in the default CI sweep (and in the determinism check, which runs
 /// each of them twice).
-pub const DEFAULT_SWEEP_SEEDS: u64 = 600;
+pub const DEFAULT_SWEEP_SEEDS: u64 = 2000;
 
 /// The seeds to run: from `QWP_SIM_SEED` / `QWP_SIM_SEEDS`, else `default`.
 /// An unparsable variable is an error, not a silent fallback.
