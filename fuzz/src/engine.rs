@@ -463,14 +463,7 @@ struct Driver {
 }
 
 fn io_id(op: &StorageOutput) -> IoId {
-    match op {
-        StorageOutput::CreateSegment { id, .. }
-        | StorageOutput::InstallHeader { id, .. }
-        | StorageOutput::Sync { id, .. }
-        | StorageOutput::Unlink { id, .. }
-        | StorageOutput::PersistAckWatermark { id, .. }
-        | StorageOutput::RemoveAckWatermark { id } => *id,
-    }
+    op.id()
 }
 
 fn outcome_for(op: Option<&StorageOutput>, r: IoResult) -> IoOutcome {

@@ -22,14 +22,7 @@ use sf_core::Instant;
 
 fn complete_all(s: &mut Storage, now: Instant) {
     while let Some(o) = s.poll_output() {
-        let id = match o {
-            StorageOutput::CreateSegment { id, .. }
-            | StorageOutput::InstallHeader { id, .. }
-            | StorageOutput::Sync { id, .. }
-            | StorageOutput::Unlink { id, .. }
-            | StorageOutput::PersistAckWatermark { id, .. }
-            | StorageOutput::RemoveAckWatermark { id } => id,
-        };
+        let id = o.id();
         // The bench's own bookkeeping cannot fail on a live id.
         let _ = s.io_done(now, id, IoOutcome::Done);
     }

@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use qwp_proto::response::{OkFrame, Response};
 use sf_core::engine::{Engine, EngineConfig, Input, Output};
 use sf_core::recovery::RecoveredSlot;
-use sf_core::storage::{AppendDecision, IoOutcome, StorageConfig, StorageOutput};
+use sf_core::storage::{AppendDecision, IoOutcome, StorageConfig};
 use sf_core::Instant;
 
 const FRAMES: u64 = 10_000;
@@ -20,14 +20,7 @@ fn drain(e: &mut Engine, now: Instant) -> u64 {
     while let Some(o) = e.poll_output() {
         match o {
             Output::Storage(s) => {
-                let id = match s {
-                    StorageOutput::CreateSegment { id, .. }
-                    | StorageOutput::InstallHeader { id, .. }
-                    | StorageOutput::Sync { id, .. }
-                    | StorageOutput::Unlink { id, .. }
-                    | StorageOutput::PersistAckWatermark { id, .. }
-                    | StorageOutput::RemoveAckWatermark { id } => id,
-                };
+                let id = s.id();
                 let input = Input::Io {
                     id,
                     outcome: IoOutcome::Done,

@@ -461,6 +461,20 @@ pub enum StorageOutput {
     },
 }
 
+impl StorageOutput {
+    /// The correlation id to report this operation's outcome with.
+    pub fn id(&self) -> IoId {
+        match *self {
+            StorageOutput::CreateSegment { id, .. }
+            | StorageOutput::InstallHeader { id, .. }
+            | StorageOutput::Sync { id, .. }
+            | StorageOutput::Unlink { id, .. }
+            | StorageOutput::PersistAckWatermark { id, .. }
+            | StorageOutput::RemoveAckWatermark { id } => id,
+        }
+    }
+}
+
 /// The state of the wire, as the connection half reports it; it shapes the
 /// backpressure error (sf-client §16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -108,14 +108,7 @@ struct Harness {
 }
 
 fn id_of(o: &StorageOutput) -> IoId {
-    match o {
-        StorageOutput::CreateSegment { id, .. }
-        | StorageOutput::InstallHeader { id, .. }
-        | StorageOutput::Sync { id, .. }
-        | StorageOutput::Unlink { id, .. }
-        | StorageOutput::PersistAckWatermark { id, .. }
-        | StorageOutput::RemoveAckWatermark { id } => *id,
-    }
+    o.id()
 }
 
 impl Harness {

@@ -38,14 +38,7 @@ fn drain(s: &mut Storage) -> Vec<StorageOutput> {
 }
 
 fn id_of(o: &StorageOutput) -> IoId {
-    match o {
-        StorageOutput::CreateSegment { id, .. }
-        | StorageOutput::InstallHeader { id, .. }
-        | StorageOutput::Sync { id, .. }
-        | StorageOutput::Unlink { id, .. }
-        | StorageOutput::PersistAckWatermark { id, .. }
-        | StorageOutput::RemoveAckWatermark { id } => *id,
-    }
+    o.id()
 }
 
 /// Completes every queued output successfully until none is left.

@@ -49,7 +49,7 @@ use sf_core::storage::{AppendDecision, AppendError, Backing, IoId, IoOutcome};
 use sf_core::{Fsn, Instant};
 
 use crate::check::{Checker, CrashLoss, DeliveryLog, Violation};
-use crate::disk::{output_id, CrashKind, DiskFaults, SimDisk};
+use crate::disk::{CrashKind, DiskFaults, SimDisk};
 use crate::network::{NetEvent, NetFaults, SimNetwork};
 use crate::run::{fault_rates, FaultKind, Report, SimOptions, SimStats};
 use crate::trace::Trace;
@@ -579,7 +579,7 @@ impl Sim {
             match output {
                 Output::Storage(op) => {
                     let outcome = self.disk.perform(&op);
-                    let id = output_id(&op);
+                    let id = op.id();
                     if !self.io_latency.is_zero() {
                         let max = u64::try_from(self.io_latency.as_nanos()).unwrap_or(u64::MAX);
                         let at = now.saturating_add(Duration::from_nanos(self.rng.below(max)));

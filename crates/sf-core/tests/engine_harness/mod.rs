@@ -97,12 +97,7 @@ impl World {
                 self.held.push(s);
                 return;
             }
-            StorageOutput::CreateSegment { id, .. }
-            | StorageOutput::InstallHeader { id, .. }
-            | StorageOutput::Sync { id, .. }
-            | StorageOutput::Unlink { id, .. }
-            | StorageOutput::PersistAckWatermark { id, .. }
-            | StorageOutput::RemoveAckWatermark { id } => *id,
+            other => other.id(),
         };
         self.engine
             .handle_input(
@@ -137,14 +132,7 @@ impl World {
     pub fn release_held(&mut self) {
         let held = std::mem::take(&mut self.held);
         for s in held {
-            let id = match s {
-                StorageOutput::CreateSegment { id, .. }
-                | StorageOutput::InstallHeader { id, .. }
-                | StorageOutput::Sync { id, .. }
-                | StorageOutput::Unlink { id, .. }
-                | StorageOutput::PersistAckWatermark { id, .. }
-                | StorageOutput::RemoveAckWatermark { id } => id,
-            };
+            let id = s.id();
             self.engine
                 .handle_input(
                     self.now,

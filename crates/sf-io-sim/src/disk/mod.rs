@@ -754,15 +754,3 @@ impl SimDisk {
         IoOutcome::Done
     }
 }
-
-/// The id of a storage output, to feed its outcome back.
-pub fn output_id(op: &StorageOutput) -> sf_core::storage::IoId {
-    match *op {
-        StorageOutput::CreateSegment { id, .. }
-        | StorageOutput::InstallHeader { id, .. }
-        | StorageOutput::Sync { id, .. }
-        | StorageOutput::Unlink { id, .. }
-        | StorageOutput::PersistAckWatermark { id, .. }
-        | StorageOutput::RemoveAckWatermark { id } => id,
-    }
-}

@@ -15,7 +15,6 @@ use sf_core::storage::{
     AppendDecision, AppendError, Backing, IoOutcome, Storage, StorageConfig, StorageOutput,
 };
 use sf_core::{Fsn, Instant};
-use sf_io_sim::disk::output_id;
 use sf_io_sim::{CrashKind, DiskFaults, SimDisk, SimRng};
 
 /// Small segments so rotations, trims and unlinks happen often.
@@ -96,9 +95,7 @@ impl Rig {
                     }
                     _ => {}
                 }
-                self.s
-                    .io_done(self.now, output_id(&op), outcome)
-                    .expect("io_done");
+                self.s.io_done(self.now, op.id(), outcome).expect("io_done");
             }
             if self.s.poll_timeout().is_some_and(|t| t <= self.now) {
                 self.s.handle_timeout(self.now);

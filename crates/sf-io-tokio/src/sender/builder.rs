@@ -259,20 +259,8 @@ fn start_drainers(sender: &mut Sender, listener: Option<crate::orphan::DrainerLi
 async fn wait_connected_async(sender: &Sender) -> Result<()> {
     let mut rx = sender.shared.subscribe();
     loop {
-        {
-            let g = sender.shared.lock();
-            if let Some(e) = g.engine.last_terminal_error() {
-                return Err(Error::Terminal(e.clone()));
-            }
-            if matches!(
-                g.engine.connection_state(),
-                sf_core::engine::ConnectionState::Connected { .. }
-            ) {
-                return Ok(());
-            }
-            if g.closed.is_some() {
-                return Err(Error::Closed);
-            }
+        if let Some(outcome) = super::connect_outcome(&sender.shared.lock()) {
+            return outcome;
         }
         if rx.changed().await.is_err() {
             return Err(Error::Closed);

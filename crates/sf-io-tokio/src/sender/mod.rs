@@ -416,17 +416,8 @@ impl Sender {
         blocking(move || {
             let mut g = shared.lock();
             loop {
-                if let Some(e) = g.engine.last_terminal_error() {
-                    return Err(Error::Terminal(e.clone()));
-                }
-                if matches!(
-                    g.engine.connection_state(),
-                    sf_core::engine::ConnectionState::Connected { .. }
-                ) {
-                    return Ok(());
-                }
-                if g.closed.is_some() {
-                    return Err(Error::Closed);
+                if let Some(outcome) = connect_outcome(&g) {
+                    return outcome;
                 }
                 g = shared.wait(g);
             }
@@ -741,6 +732,22 @@ fn acked_state(g: &Inner, fsn: Fsn) -> Option<Result<()>> {
         return Some(Err(Error::Closed));
     }
     None
+}
+
+/// Whether the wait for the first connection is over: connected, or the
+/// terminal error that ended the attempts, or closed. `None`: keep waiting.
+/// One rule for the blocking and the async constructor.
+fn connect_outcome(g: &Inner) -> Option<Result<()>> {
+    if let Some(e) = g.engine.last_terminal_error() {
+        return Some(Err(Error::Terminal(e.clone())));
+    }
+    if matches!(
+        g.engine.connection_state(),
+        sf_core::engine::ConnectionState::Connected { .. }
+    ) {
+        return Some(Ok(()));
+    }
+    g.closed.is_some().then_some(Err(Error::Closed))
 }
 
 #[cfg(test)]
