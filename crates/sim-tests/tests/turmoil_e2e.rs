@@ -36,8 +36,6 @@ const PORT: u16 = 9000;
 const TABLE: &str = "ticks";
 /// Virtual time the whole client may take before the scenario fails.
 const CLIENT_BUDGET: Duration = Duration::from_secs(60);
-/// Virtual time the sender's I/O task gets before the first flush.
-const PROVISIONING: Duration = Duration::from_millis(50);
 
 // ----- the two transport seams over turmoil ---------------------------------
 
@@ -332,13 +330,9 @@ async fn send_rows(
     let Some(sender) = guard.0.as_mut() else {
         return Err(sf_io_tokio::Error::Closed);
     };
-    // `flush_async` still waits *synchronously* when the engine says the
-    // frame has nowhere to go yet (no spare segment, the opening watermark
-    // rewrite, the cap). Here the I/O task shares this thread, so such a
-    // wait could never end: give the I/O task virtual time to provision the
-    // first segment before the first flush. The rows of a scenario fit in
-    // that segment, so no later append waits.
-    tokio::time::sleep(PROVISIONING).await;
+    // No head start for the I/O task: the first flush comes before any
+    // segment is provisioned, so `flush_async` must wait for it without
+    // blocking this thread, which the I/O task shares.
     let mut last = None;
     let mut seq = 0i64;
     while seq < rows {

@@ -312,9 +312,9 @@ impl Sender {
         self.flush_failed
     }
 
-    /// [`Sender::flush`] for async code: the wait for durability does not
-    /// block the runtime (a wait at the storage cap still does, bounded by
-    /// `sf_append_deadline_millis`).
+    /// [`Sender::flush`] for async code: neither the wait at the storage cap
+    /// (bounded by `sf_append_deadline_millis`) nor the wait for durability
+    /// blocks the runtime.
     pub async fn flush_async(&mut self) -> Result<Option<Fsn>> {
         let r = self.flush_async_inner().await;
         self.flush_failed |= r.is_err();
@@ -322,7 +322,7 @@ impl Sender {
     }
 
     async fn flush_async_inner(&mut self) -> Result<Option<Fsn>> {
-        let Some(ticket) = self.append_pending()? else {
+        let Some(ticket) = self.append_pending_async().await? else {
             return Ok(None);
         };
         let shared = Arc::clone(&self.shared);
@@ -344,17 +344,39 @@ impl Sender {
     /// batch; returns the ticket to wait on, or `None` when nothing was
     /// pending.
     fn append_pending(&mut self) -> Result<Option<BatchTicket>> {
+        if !self.encode_pending()? {
+            return Ok(None);
+        }
+        let shared = Arc::clone(&self.shared);
+        let result = blocking(|| append_frame(&shared, &self.buf));
+        self.appended(result)
+    }
+
+    /// [`Sender::append_pending`] without blocking the runtime at the cap.
+    async fn append_pending_async(&mut self) -> Result<Option<BatchTicket>> {
+        if !self.encode_pending()? {
+            return Ok(None);
+        }
+        let shared = Arc::clone(&self.shared);
+        let result = append_frame_async(&shared, &self.buf).await;
+        self.appended(result)
+    }
+
+    /// Encodes the pending rows into `buf` as one frame; `false` when no
+    /// row was pending.
+    fn encode_pending(&mut self) -> Result<bool> {
         self.check_open()?;
         if self.encoder.pending_rows() == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         self.buf.clear();
         self.encoder.encode_into(&mut self.buf)?;
         self.batch_started = None;
-        let shared = Arc::clone(&self.shared);
-        let buf = std::mem::take(&mut self.buf);
-        let result = blocking(|| append_frame(&shared, &buf));
-        self.buf = buf;
+        Ok(true)
+    }
+
+    /// Counts the bytes of the frame in `buf` once it was appended.
+    fn appended(&mut self, result: Result<BatchTicket>) -> Result<Option<BatchTicket>> {
         let ticket = result?;
         self.appended_bytes += self.buf.len() as u64;
         Ok(Some(ticket))
@@ -628,42 +650,74 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Places, writes and commits one frame (the producer's hot path), waiting
-/// at the cap as the engine says (S6); returns the batch ticket.
+/// What one attempt to append a frame came to.
+enum Attempt {
+    /// Placed, written and committed; the batch is closed.
+    Appended(BatchTicket),
+    /// The engine says wait (cap, spare, opening) until progress or `until`.
+    Wait(sf_core::Instant),
+}
+
+/// One attempt at the producer's hot path: place, write, commit and close
+/// the batch, or learn that the engine wants the producer to wait (S6).
+/// The caller wakes the I/O task after releasing the lock.
+fn try_append(g: &mut MutexGuard<'_, Inner>, shared: &Shared, payload: &[u8]) -> Result<Attempt> {
+    let now = shared.clock.now();
+    match g.engine.begin_append(now, payload.len() as u64)? {
+        AppendDecision::Place(p) => {
+            let write = write_placed(g, &p, payload);
+            // One frame per batch: the batch ticket covers this frame, so
+            // in append durability (where the commit's ticket is the
+            // frame's own sync) waiting on it is the same wait.
+            g.engine.commit_append(now, p, write)?;
+            Ok(Attempt::Appended(g.engine.flush(now)?))
+        }
+        AppendDecision::Wait { until, .. } => Ok(Attempt::Wait(until)),
+    }
+}
+
+/// Places, writes and commits one frame, blocking at the cap as the engine
+/// says (S6); returns the batch ticket.
 fn append_frame(shared: &Shared, payload: &[u8]) -> Result<BatchTicket> {
     let mut g = shared.lock();
     loop {
-        let now = shared.clock.now();
-        match g.engine.begin_append(now, payload.len() as u64)? {
-            AppendDecision::Place(p) => {
-                let write = write_placed(&mut g, &p, payload);
-                let committed = g.engine.commit_append(now, p, write);
-                let committed = match committed {
-                    Ok(c) => c,
-                    Err(e) => {
-                        drop(g);
-                        shared.wake_driver.notify_one();
-                        return Err(e.into());
-                    }
-                };
-                // One frame per batch: the batch ticket covers this frame,
-                // so in append durability (where `committed.ticket` is the
-                // frame's own sync) waiting on it is the same wait.
-                let _ = committed;
-                let ticket = g.engine.flush(now);
-                drop(g);
-                shared.wake_driver.notify_one();
-                return Ok(ticket?);
-            }
-            AppendDecision::Wait { until, .. } => {
-                // The engine's deadline is in its poll_timeout; tell the I/O
-                // task its timer may have moved, then wait for progress.
-                shared.wake_driver.notify_one();
+        let attempt = try_append(&mut g, shared, payload);
+        // Committed, failed or waiting: the engine's outputs or timer moved.
+        shared.wake_driver.notify_one();
+        match attempt? {
+            Attempt::Appended(ticket) => return Ok(ticket),
+            Attempt::Wait(until) => {
                 let wait = shared
                     .clock
                     .to_std(until)
                     .saturating_duration_since(std::time::Instant::now());
                 g = shared.wait_timeout(g, wait.max(Duration::from_micros(50)));
+            }
+        }
+    }
+}
+
+/// [`append_frame`] for async code: a wait at the cap yields to the
+/// runtime (so an I/O task on the same current-thread runtime keeps
+/// running) until progress or the engine's deadline.
+async fn append_frame_async(shared: &Shared, payload: &[u8]) -> Result<BatchTicket> {
+    // Subscribed before the first look, so no progress can slip between.
+    let mut rx = shared.subscribe();
+    loop {
+        let attempt = try_append(&mut shared.lock(), shared, payload);
+        shared.wake_driver.notify_one();
+        match attempt? {
+            Attempt::Appended(ticket) => return Ok(ticket),
+            Attempt::Wait(until) => {
+                let deadline = shared.clock.to_tokio(until);
+                tokio::select! {
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            return Err(Error::Closed);
+                        }
+                    }
+                    () = tokio::time::sleep_until(deadline) => {}
+                }
             }
         }
     }
@@ -753,6 +807,14 @@ fn connect_outcome(g: &Inner) -> Option<Result<()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The async producer calls never hold the state lock across an await,
+    /// so their futures can be spawned on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn async_producer_futures_are_send(s: &mut Sender) {
+        fn send<T: Send>(_: T) {}
+        send(s.flush_async());
+    }
 
     fn af(rows: u64, bytes: u64, interval_ms: u64) -> AutoFlush {
         AutoFlush {

@@ -55,6 +55,14 @@ impl Clock {
                 tokio::time::Instant::now().into_std() + Duration::from_secs(365 * 86_400)
             })
     }
+
+    /// [`Clock::to_std`] on tokio's clock, for async timers (which follow
+    /// a paused or simulated tokio clock, as the engine's `now` does).
+    pub(crate) fn to_tokio(self, at: Instant) -> tokio::time::Instant {
+        self.origin
+            .checked_add(Duration::from_nanos(at.as_nanos()))
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 86_400))
+    }
 }
 
 /// One segment, split so the producer writes above the published end
