@@ -111,6 +111,49 @@ fn w2_future_ok_is_clamped_to_what_this_connection_sent() {
     assert!(has(&outs, &Output::Progress { acked: Fsn(1) }));
 }
 
+/// W2 at the adapter's edge (found by the simulator, seed 153971): a
+/// `Send` still queued in the engine is not on the wire. A future OK that
+/// arrives before the adapter took it must not acknowledge it; otherwise a
+/// close that completes on that acknowledgement discards the queued send
+/// and the frame is trimmed without ever being sent.
+#[test]
+fn w2_an_ok_cannot_acknowledge_a_send_the_adapter_has_not_taken() {
+    use qwp_proto::response::{OkFrame, Response};
+    use sf_core::engine::Input;
+    use sf_core::storage::AppendDecision;
+    let mut w = World::connected(config(1));
+    w.append(1);
+    w.take();
+    // Frame 1 is committed; its Send is queued but not taken.
+    let AppendDecision::Place(p) = w.engine.begin_append(w.now, 16).expect("append") else {
+        panic!("append had to wait")
+    };
+    w.engine.commit_append(w.now, p, Ok(())).expect("commit");
+    let mut ok = Vec::new();
+    Response::Ok(OkFrame {
+        sequence: 1,
+        tables: Vec::new(),
+    })
+    .encode_into(&mut ok)
+    .expect("encodes");
+    w.engine
+        .handle_input(w.now, Input::Received(&ok))
+        .expect("input");
+    assert_eq!(
+        w.engine.acked_fsn(),
+        Some(Fsn(0)),
+        "the OK for wire seq 1 is limited to frame 0, the last one taken"
+    );
+    // Once taken and answered, frame 1 is acknowledged as usual.
+    w.pump();
+    let outs = w.take();
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Send { fsn, .. } if *fsn == Fsn(1))));
+    w.ok(1, &[]);
+    assert_eq!(w.engine.acked_fsn(), Some(Fsn(1)));
+}
+
 #[test]
 fn w2_ok_before_any_send_is_ignored() {
     let mut w = World::connected(config(1));

@@ -21,6 +21,21 @@ pub(crate) struct Session {
     /// At most this many of the mapping's replays are re-sends (`None`:
     /// all of them).
     pub replay_cap: Option<u64>,
+    /// `Send` outputs of this connection the adapter has taken with
+    /// `poll_output`. The mapping counts a frame as sent when its `Send` is
+    /// queued; a server sequence is limited to what was taken (W2), since
+    /// a queued `Send` is not on the wire and a close discards it.
+    pub handed: u64,
+}
+
+impl Session {
+    /// W2 at the adapter's edge: `sequence` limited to the last frame the
+    /// adapter has taken, or `None` when it has taken none (an answer then
+    /// refers to nothing on the wire).
+    pub(crate) fn limit_to_handed(&self, sequence: i64) -> Option<i64> {
+        let last = self.handed.checked_sub(1)?;
+        Some(sequence.min(i64::try_from(last).unwrap_or(i64::MAX)))
+    }
 }
 
 impl Session {

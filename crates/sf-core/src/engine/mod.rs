@@ -464,6 +464,7 @@ impl Engine {
                     durable: DurableAckTracker::new(self.config.keepalive_millis()),
                     last_send_or_ping: now,
                     replay_cap,
+                    handed: 0,
                 }));
                 if self.connect_is_reconnect {
                     self.counters.reconnects_succeeded += 1;
@@ -630,7 +631,13 @@ impl Engine {
             .iter()
             .map(|t| (t.name.as_str(), t.seq_txn))
             .collect();
-        let outcome = match session.mapping.on_ok(sequence, &entries, now) {
+        let Some(limited) = session.limit_to_handed(sequence) else {
+            let error = AckError::NothingSent { sequence };
+            self.queue
+                .push_back(Output::Warn(EngineWarning::OkIgnored { error }));
+            return;
+        };
+        let outcome = match session.mapping.on_ok(limited, &entries, now) {
             Ok(o) => o,
             Err(error) => {
                 self.queue
@@ -638,7 +645,7 @@ impl Engine {
                 return;
             }
         };
-        if outcome.clamped {
+        if outcome.clamped || limited != sequence {
             self.queue.push_back(Output::Warn(EngineWarning::OkClamped {
                 sequence,
                 clamped_to: outcome.wire_seq,
@@ -682,6 +689,10 @@ impl Engine {
         let Conn::Up(session) = &mut self.conn else {
             return;
         };
+        // An error naming a frame the adapter has not taken names the last
+        // one it has (W2); with none taken it is passed on as is, for the
+        // policy's own "nothing sent" handling.
+        let sequence = session.limit_to_handed(sequence).unwrap_or(sequence);
         let verdict = self.errors.on_error_frame(
             status,
             sequence,
@@ -931,6 +942,9 @@ impl Engine {
             }
         }
         if let Some(o) = self.queue.pop_front() {
+            if let (Output::Send { .. }, Conn::Up(session)) = (&o, &mut self.conn) {
+                session.handed += 1;
+            }
             return Some(o);
         }
         if self.lifecycle == Lifecycle::Released {
