@@ -102,7 +102,7 @@ impl Buffers {
                 }
                 StorageOutput::Sync { id, .. }
                 | StorageOutput::PersistAckWatermark { id, .. }
-                | StorageOutput::RemoveAckWatermark { id } => id,
+                | StorageOutput::RemoveAckWatermark { id, .. } => id,
             };
             let _ = s.io_done(now, id, IoOutcome::Done);
         }

@@ -94,7 +94,8 @@
 //!
 //! [`Storage::open`] continues the recovered log. In file-backed mode,
 //! before the first frame of the new life is placed, it makes
-//! `.ack-watermark` agree with the recovered acknowledgement:
+//! `.ack-watermark` agree with the recovered acknowledgement, durably (the
+//! adapter fsyncs the file, or the directory after the unlink):
 //! [`StorageOutput::PersistAckWatermark`] when it is `Some`,
 //! [`StorageOutput::RemoveAckWatermark`] when it is `None`.
 //! [`Storage::begin_append`] answers [`WaitReason::Opening`] until that
@@ -444,12 +445,16 @@ pub enum StorageOutput {
         /// The segment.
         name: SegmentName,
     },
-    /// Store `fsn` in `.ack-watermark` (sf-client §5.4; no fsync).
+    /// Store `fsn` in `.ack-watermark` (sf-client §5.4). Without `durable`
+    /// no fsync is needed (a lost write only replays acknowledged frames).
     PersistAckWatermark {
         /// Correlation id.
         id: IoId,
         /// The acknowledged FSN.
         fsn: Fsn,
+        /// Fsync the file before reporting done: set for the rewrite at
+        /// open, which must survive a host crash (see the module docs, S8).
+        durable: bool,
     },
     /// Remove `.ack-watermark` (sf-client §5.4 allows it); a missing file
     /// counts as success. Emitted at open when the recovered slot has no
@@ -458,6 +463,9 @@ pub enum StorageOutput {
     RemoveAckWatermark {
         /// Correlation id.
         id: IoId,
+        /// Fsync the slot directory before reporting done (always set:
+        /// the removal happens only at open).
+        durable: bool,
     },
 }
 
@@ -470,7 +478,7 @@ impl StorageOutput {
             | StorageOutput::Sync { id, .. }
             | StorageOutput::Unlink { id, .. }
             | StorageOutput::PersistAckWatermark { id, .. }
-            | StorageOutput::RemoveAckWatermark { id } => id,
+            | StorageOutput::RemoveAckWatermark { id, .. } => id,
         }
     }
 }
@@ -1788,7 +1796,7 @@ impl Storage {
             self.watermark_in_flight = true;
             let id = self.io_id(PendingIo::RemoveWatermark);
             self.outputs
-                .push_back(StorageOutput::RemoveAckWatermark { id });
+                .push_back(StorageOutput::RemoveAckWatermark { id, durable: true });
             return;
         }
         let Some(acked) = self.ring.acked else {
@@ -1799,8 +1807,17 @@ impl Storage {
         }
         self.watermark_in_flight = true;
         let id = self.io_id(PendingIo::Watermark { fsn: acked });
-        self.outputs
-            .push_back(StorageOutput::PersistAckWatermark { id, fsn: acked });
+        // The open rewrite is durable: if it were lost in a host crash
+        // while frames this life wrote under reused FSNs survive (they are
+        // synced in flush/append durability), the stale watermark of the
+        // earlier life would vouch for them at the next open and skip them
+        // (S8; the simulator's seed 135544 did exactly that).
+        let durable = self.watermark_open_rewrite;
+        self.outputs.push_back(StorageOutput::PersistAckWatermark {
+            id,
+            fsn: acked,
+            durable,
+        });
     }
 }
 

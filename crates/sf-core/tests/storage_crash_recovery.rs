@@ -73,11 +73,11 @@ impl Disk {
                     self.files.remove(&name.file_name());
                     (id, IoOutcome::Done)
                 }
-                StorageOutput::PersistAckWatermark { id, fsn } => {
+                StorageOutput::PersistAckWatermark { id, fsn, .. } => {
                     self.watermark = Some(encode_watermark(fsn).expect("watermark"));
                     (id, IoOutcome::Done)
                 }
-                StorageOutput::RemoveAckWatermark { id } => {
+                StorageOutput::RemoveAckWatermark { id, .. } => {
                     self.watermark = None;
                     (id, IoOutcome::Done)
                 }

@@ -365,7 +365,7 @@ impl Checker {
                     self.halted = true;
                 }
             }
-            Output::Storage(StorageOutput::PersistAckWatermark { id, fsn }) => {
+            Output::Storage(StorageOutput::PersistAckWatermark { id, fsn, .. }) => {
                 if self.acked.is_none_or(|a| *fsn > a) {
                     self.violate(
                         now,
@@ -967,6 +967,7 @@ mod tests {
             &Output::Storage(StorageOutput::PersistAckWatermark {
                 id: IoId(9),
                 fsn: Fsn(1),
+                durable: false,
             }),
         );
         c.on_input(

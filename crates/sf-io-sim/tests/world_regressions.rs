@@ -36,3 +36,20 @@ fn liveness_an_abandoned_connections_backlog_does_not_starve_the_next() {
     let r = run_seed(40672, &all_faults());
     assert!(r.passed(), "{:#?}", r.violations);
 }
+
+/// S8 across two host crashes: the first lost acknowledged but unsynced
+/// frames, so FSNs were reused and the stale `.ack-watermark` (54) was
+/// ignored as above the published FSN and rewritten to 40 at open, without
+/// an fsync. The second host crash lost that rewrite while the new life's
+/// frames 41..57 (synced, flush durability) survived; the stale 54 then
+/// vouched for them and frames 41..54 would never have been sent. The open
+/// rewrite is now durable (fsync, or a directory fsync after a removal).
+#[test]
+fn s8_the_open_watermark_rewrite_survives_a_second_host_crash() {
+    let r = run_seed(135544, &SimOptions::default());
+    assert!(r.passed(), "{:#?}", r.violations);
+    assert!(
+        r.stats.host_crashes > 1,
+        "the scenario needs two host crashes"
+    );
+}

@@ -186,7 +186,7 @@ fn background(
                     }
                     Output::Storage(StorageOutput::Sync { id, .. })
                     | Output::Storage(StorageOutput::PersistAckWatermark { id, .. })
-                    | Output::Storage(StorageOutput::RemoveAckWatermark { id }) => {
+                    | Output::Storage(StorageOutput::RemoveAckWatermark { id, .. }) => {
                         // Memory durability asks for neither; answer anyway.
                         pending.push((id, IoOutcome::Done));
                     }

@@ -81,10 +81,18 @@ impl Driver<'_> {
                     };
                     (id, io_outcome(&r))
                 }
-                StorageOutput::PersistAckWatermark { id, fsn } => {
-                    (id, io_outcome(&self.watermark.persist(fsn)))
+                StorageOutput::PersistAckWatermark { id, fsn, durable } => {
+                    let r = self.watermark.persist(fsn);
+                    let r = r.and_then(|()| {
+                        if durable {
+                            self.watermark.sync()
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    (id, io_outcome(&r))
                 }
-                StorageOutput::RemoveAckWatermark { id } => {
+                StorageOutput::RemoveAckWatermark { id, .. } => {
                     (id, io_outcome(&self.watermark.remove()))
                 }
             };

@@ -20,8 +20,9 @@
 //!   dirty pages (marked clean, never written) until they are rewritten.
 //! * `Unlink` / `RemoveAckWatermark`: a missing file counts as success; a
 //!   failed segment unlink still drops the mapping, as the adapter does.
-//! * `PersistAckWatermark`: 16 bytes written (file created if missing), never
-//!   synced (sf-client §5.4).
+//! * `PersistAckWatermark`: 16 bytes written (file created if missing),
+//!   synced only when `durable` (the rewrite at open); `RemoveAckWatermark`
+//!   with `durable` also fsyncs the directory.
 //!
 //! [`SimDisk::write_frame`] is the producer's copy into the mapping and
 //! [`SimDisk::frame_bytes`] the replay read. [`SimDisk::recover`] opens the
@@ -183,8 +184,10 @@ impl SimDisk {
                 ..
             } => self.sync(name, from_offset, upto_offset, rewrite),
             StorageOutput::Unlink { name, .. } => self.unlink(name),
-            StorageOutput::PersistAckWatermark { fsn, .. } => self.persist_watermark(fsn),
-            StorageOutput::RemoveAckWatermark { .. } => self.remove_watermark(),
+            StorageOutput::PersistAckWatermark { fsn, durable, .. } => {
+                self.persist_watermark(fsn, durable)
+            }
+            StorageOutput::RemoveAckWatermark { durable, .. } => self.remove_watermark(durable),
         }
     }
 
@@ -711,7 +714,7 @@ impl SimDisk {
         IoOutcome::Done
     }
 
-    fn persist_watermark(&mut self, fsn: Fsn) -> IoOutcome {
+    fn persist_watermark(&mut self, fsn: Fsn, durable: bool) -> IoOutcome {
         let Ok(bytes) = encode_watermark(fsn) else {
             return IoOutcome::Failed(IoFailure::Io {
                 os_code: Some(EINVAL),
@@ -740,16 +743,26 @@ impl SimDisk {
                 *f = g;
             }
             f.write(0, &bytes);
+            if durable {
+                // The adapter's `sync_data` of the file. A creation may
+                // still be undone by a host crash: no file is no stale
+                // watermark, which is safe.
+                f.sync_all();
+            }
         }
         IoOutcome::Done
     }
 
-    fn remove_watermark(&mut self) -> IoOutcome {
+    fn remove_watermark(&mut self, durable: bool) -> IoOutcome {
         if let Some(failure) = self.inject(DiskOp::RemoveWatermark) {
             return IoOutcome::Failed(failure);
         }
         if let Some(f) = self.files.remove(ACK_WATERMARK_FILE_NAME) {
             self.log_dir(DirOp::Remove(ACK_WATERMARK_FILE_NAME.to_string(), f));
+        }
+        if durable {
+            // The adapter's directory fsync commits every change so far.
+            self.dir_log.clear();
         }
         IoOutcome::Done
     }

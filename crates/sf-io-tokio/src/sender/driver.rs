@@ -87,10 +87,12 @@ enum Action {
         name: SegmentName,
         file: Option<SegmentReader>,
     },
-    /// Persist `Some(fsn)`, or remove the file (`None`).
+    /// Persist `Some(fsn)`, or remove the file (`None`); with `durable`,
+    /// fsync the file (or the directory after the removal) before done.
     Watermark {
         id: IoId,
         fsn: Option<Fsn>,
+        durable: bool,
     },
 }
 
@@ -340,7 +342,7 @@ impl Driver {
                             shared.wake_driver.notify_one();
                         }));
                     }
-                    Action::Watermark { id, fsn } => {
+                    Action::Watermark { id, fsn, durable } => {
                         let tx = io_tx.clone();
                         let shared = Arc::clone(&self.shared);
                         let Some((dir, wm)) = watermark.as_ref() else {
@@ -356,8 +358,20 @@ impl Driver {
                                     None => slot.insert(WatermarkFile::open(&dir)?),
                                 };
                                 match fsn {
-                                    Some(fsn) => file.persist(fsn),
-                                    None => file.remove(),
+                                    Some(fsn) => {
+                                        file.persist(fsn)?;
+                                        if durable {
+                                            file.sync()?;
+                                        }
+                                        Ok(())
+                                    }
+                                    None => {
+                                        file.remove()?;
+                                        if durable {
+                                            crate::fs::sync_dir(&dir)?;
+                                        }
+                                        Ok(())
+                                    }
                                 }
                             })();
                             drop(slot);
@@ -559,12 +573,18 @@ impl Driver {
                     ),
                 }
             }
-            StorageOutput::PersistAckWatermark { id, fsn } => {
-                actions.push(Action::Watermark { id, fsn: Some(fsn) })
+            StorageOutput::PersistAckWatermark { id, fsn, durable } => {
+                actions.push(Action::Watermark {
+                    id,
+                    fsn: Some(fsn),
+                    durable,
+                })
             }
-            StorageOutput::RemoveAckWatermark { id } => {
-                actions.push(Action::Watermark { id, fsn: None })
-            }
+            StorageOutput::RemoveAckWatermark { id, durable } => actions.push(Action::Watermark {
+                id,
+                fsn: None,
+                durable,
+            }),
         }
     }
 
