@@ -213,6 +213,62 @@ async fn s6_append_at_the_cap_fails_after_its_deadline_naming_the_wire_state() {
     }
     assert!(before.total_backpressure_stalls >= 1);
     assert_eq!(s.counters().published_fsn, before.published_fsn, "S7");
+    // The refused batch is still pending (S7); close tries it once more,
+    // still at the cap, and says so instead of dropping it silently.
+    assert!(
+        matches!(s.close(), Err(Error::Append(_))),
+        "close must report the batch it could not append"
+    );
+}
+
+/// S7 (DESIGN §6 items 1–2): a flush refused at the cap keeps its batch.
+/// Once the server acknowledges again, the next flush appends the refused
+/// frame first, so every row of every flush reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s7_a_flush_refused_at_the_cap_keeps_its_rows_for_the_next_flush() {
+    let srv = server(ServerConfig::local().with_faults(qwp_server::Faults {
+        ok_delivery: qwp_server::OkDelivery::Withhold,
+        ..Default::default()
+    }))
+    .await;
+    let mut s = Sender::from_conf(&conf(
+        &srv,
+        "auto_flush=off;sf_max_bytes=4096;sf_max_total_bytes=8192;\
+         sf_append_deadline_millis=50;ack_timeout_millis=200;",
+    ))
+    .unwrap();
+    let mut written = 0;
+    for k in 0..64 {
+        write_rows(&mut s, "t", k * 20, (k + 1) * 20);
+        written = (k + 1) * 20;
+        if s.flush().is_err() {
+            break;
+        }
+    }
+    assert!(written < 64 * 20, "the cap never refused a flush");
+    assert_eq!(s.pending_rows(), 20, "the refused batch is still pending");
+    // OKs flow again; the ACK timeout makes the sender reconnect and replay
+    // what the withheld OKs never acknowledged, which frees the cap.
+    srv.set_faults(qwp_server::Faults::default()).unwrap();
+    let mut last = None;
+    for _ in 0..1000 {
+        match s.flush() {
+            Ok(fsn) => {
+                last = fsn;
+                break;
+            }
+            Err(Error::Append(_)) => continue,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    let last = last.expect("the refused batch was appended once space freed");
+    assert_eq!(s.pending_rows(), 0);
+    s.wait_acked(last, std::time::Duration::from_secs(30))
+        .unwrap();
+    let mut got = server_ns(&srv, "t");
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got, (0..written).collect::<Vec<_>>(), "S7: a row was lost");
     s.close().unwrap();
 }
 

@@ -90,6 +90,10 @@ pub struct Sender {
     /// Set once a flush failed: a pool discards such a sender (DESIGN §6
     /// item 21).
     flush_failed: bool,
+    /// Rows of the frame in `buf` whose append failed (0: none). S7: a
+    /// failed append never drops the batch, so the next flush (or close)
+    /// appends that frame again before anything newer.
+    unsent_rows: usize,
     /// The orphan drainers this sender started (`drain_orphans=on`).
     drainers: Option<crate::orphan::OrphanDrainers>,
 }
@@ -132,6 +136,7 @@ impl Sender {
             closed: false,
             appended_bytes: 0,
             flush_failed: false,
+            unsent_rows: 0,
             drainers: None,
         }
     }
@@ -261,9 +266,10 @@ impl Sender {
         self.row_done()
     }
 
-    /// Rows encoded and not yet flushed.
+    /// Rows encoded and not yet flushed (including those of a flush that
+    /// failed, which the next flush sends again).
     pub fn pending_rows(&self) -> usize {
-        self.encoder.pending_rows()
+        self.encoder.pending_rows() + self.unsent_rows
     }
 
     /// Auto-flush (rows, bytes, interval), checked after each row; no
@@ -344,42 +350,50 @@ impl Sender {
     /// batch; returns the ticket to wait on, or `None` when nothing was
     /// pending.
     fn append_pending(&mut self) -> Result<Option<BatchTicket>> {
-        if !self.encode_pending()? {
-            return Ok(None);
+        self.check_open()?;
+        let mut last = None;
+        // A frame whose append failed goes first (S7, FSN order).
+        while self.unsent_rows > 0 || self.encode_pending()? {
+            let shared = Arc::clone(&self.shared);
+            let result = blocking(|| append_frame(&shared, &self.buf));
+            last = Some(self.appended(result)?);
         }
-        let shared = Arc::clone(&self.shared);
-        let result = blocking(|| append_frame(&shared, &self.buf));
-        self.appended(result)
+        Ok(last)
     }
 
     /// [`Sender::append_pending`] without blocking the runtime at the cap.
     async fn append_pending_async(&mut self) -> Result<Option<BatchTicket>> {
-        if !self.encode_pending()? {
-            return Ok(None);
+        self.check_open()?;
+        let mut last = None;
+        while self.unsent_rows > 0 || self.encode_pending()? {
+            let shared = Arc::clone(&self.shared);
+            let result = append_frame_async(&shared, &self.buf).await;
+            last = Some(self.appended(result)?);
         }
-        let shared = Arc::clone(&self.shared);
-        let result = append_frame_async(&shared, &self.buf).await;
-        self.appended(result)
+        Ok(last)
     }
 
-    /// Encodes the pending rows into `buf` as one frame; `false` when no
-    /// row was pending.
+    /// Encodes the pending rows into `buf` as one frame, which stays there
+    /// until appended; `false` when no row was pending.
     fn encode_pending(&mut self) -> Result<bool> {
-        self.check_open()?;
-        if self.encoder.pending_rows() == 0 {
+        let rows = self.encoder.pending_rows();
+        if rows == 0 {
             return Ok(false);
         }
         self.buf.clear();
         self.encoder.encode_into(&mut self.buf)?;
         self.batch_started = None;
+        self.unsent_rows = rows;
         Ok(true)
     }
 
-    /// Counts the bytes of the frame in `buf` once it was appended.
-    fn appended(&mut self, result: Result<BatchTicket>) -> Result<Option<BatchTicket>> {
+    /// Settles the append of the frame in `buf`: counted and cleared on
+    /// success; kept for the next flush on failure.
+    fn appended(&mut self, result: Result<BatchTicket>) -> Result<BatchTicket> {
         let ticket = result?;
+        self.unsent_rows = 0;
         self.appended_bytes += self.buf.len() as u64;
-        Ok(Some(ticket))
+        Ok(ticket)
     }
 
     // ----- acknowledgements ---------------------------------------------------
