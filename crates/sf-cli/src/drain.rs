@@ -62,7 +62,7 @@ pub fn run(args: DrainArgs) -> Result<Outcome, CliError> {
     let closed = sender.close();
     waited?;
     closed?;
-    println!("{}", drained_line(pending, &sender_id, end.acked_fsn));
+    crate::print_line(&drained_line(pending, &sender_id, end.acked_fsn))?;
     Ok(Outcome::Ok)
 }
 

@@ -58,7 +58,8 @@ pub enum CliError {
         #[source]
         source: Box<sf_io_tokio::Error>,
     },
-    /// A command needs a connect-string key that is missing.
+    /// A command was used in a way it cannot serve (a missing
+    /// connect-string key, an out-of-range argument).
     #[error("{0}")]
     Usage(String),
     /// `inspect` was pointed at something that is not there.

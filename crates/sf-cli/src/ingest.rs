@@ -164,7 +164,7 @@ pub fn run(args: IngestArgs) -> Result<Outcome, CliError> {
     } else {
         summary.text()
     };
-    println!("{line}");
+    crate::print_line(&line)?;
     Ok(Outcome::Ok)
 }
 

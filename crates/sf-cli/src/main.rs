@@ -66,6 +66,16 @@ pub enum Outcome {
     Refused,
 }
 
+/// Writes one line of a command's stdout contract and flushes it; a closed
+/// stdout (EPIPE) is an error with exit code 1, never a panic.
+fn print_line(line: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -4,7 +4,6 @@
 //! the listener accepts connections (the real port when bound to port 0),
 //! nothing else on stdout; a clean stop on SIGINT or SIGTERM.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,9 +75,12 @@ pub fn run(args: ServeArgs) -> Result<Outcome, CliError> {
         .build()
         .map_err(CliError::Runtime)?;
     rt.block_on(async {
+        // Handlers first: a signal sent as soon as the line is read must
+        // stop the server cleanly, not kill it with the default action.
+        let stop = stop_signals()?;
         let server = Server::bind(args.config()).await?;
         announce(&server)?;
-        wait_for_stop_signal().await?;
+        wait_for_stop_signal(stop).await;
         tracing::info!("stopping");
         server.shutdown().await;
         Ok(Outcome::Ok)
@@ -87,10 +89,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome, CliError> {
 
 /// The one stdout line, flushed at once: scripts and tests wait on it.
 fn announce(server: &ServerHandle) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", listening_line(server.local_addr()))
-        .and_then(|()| out.flush())
-        .map_err(CliError::Output)
+    crate::print_line(&listening_line(server.local_addr()))
 }
 
 /// `listening on ws://HOST:PORT`.
@@ -98,15 +97,21 @@ pub fn listening_line(addr: SocketAddr) -> String {
     format!("listening on ws://{addr}")
 }
 
-async fn wait_for_stop_signal() -> Result<(), CliError> {
+/// SIGTERM and SIGINT handlers, installed before the server announces.
+fn stop_signals() -> Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal), CliError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(CliError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(CliError::Signal)?;
+    let term = signal(SignalKind::terminate()).map_err(CliError::Signal)?;
+    let int = signal(SignalKind::interrupt()).map_err(CliError::Signal)?;
+    Ok((term, int))
+}
+
+async fn wait_for_stop_signal(
+    (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+) {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -76,7 +76,12 @@ fn parse_faults(text: &str) -> Result<FaultList, String> {
 pub fn run(args: SimArgs) -> Result<Outcome, CliError> {
     let seeds = match (args.seed, args.seeds) {
         (_, Some(range)) => range,
-        (Some(s), None) => s..s.saturating_add(1),
+        // u64::MAX has no exclusive end: refuse it rather than run nothing.
+        (Some(s), None) => {
+            s..s.checked_add(1).ok_or(CliError::Usage(
+                "--seed must be below 18446744073709551615".to_owned(),
+            ))?
+        }
         (None, None) => 0..1,
     };
     let options = SimOptions {
@@ -102,10 +107,7 @@ pub fn run(args: SimArgs) -> Result<Outcome, CliError> {
                 tracing::warn!(seed, "also: {v}");
             }
         }
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", seed_line(&report))
-            .and_then(|()| out.flush())
-            .map_err(CliError::Output)?;
+        crate::print_line(&seed_line(&report))?;
     }
     if failed > 0 {
         return Err(CliError::SimFailed { failed, total });

@@ -69,4 +69,10 @@ fn sim_refuses_an_unknown_fault_and_a_bad_range() {
     let out = run_in(tmp.path(), &["sim", "--seeds", "9..2"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).is_empty());
+    // One line per seed: a seed with no exclusive end is refused, not
+    // silently skipped with exit 0.
+    let out = run_in(tmp.path(), &["sim", "--seed", "18446744073709551615"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
 }

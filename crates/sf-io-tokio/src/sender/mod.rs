@@ -409,7 +409,7 @@ impl Sender {
     pub fn wait_acked(&self, fsn: Fsn, timeout: Duration) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         blocking(move || {
-            let deadline = std::time::Instant::now() + timeout;
+            let deadline = deadline_after(timeout);
             let mut g = shared.lock();
             loop {
                 if let Some(r) = acked_state(&g, fsn) {
@@ -500,7 +500,7 @@ impl Sender {
     pub(crate) fn wait_watermark(&self, fsn: Fsn, timeout: Duration) -> bool {
         let shared = Arc::clone(&self.shared);
         blocking(move || {
-            let deadline = std::time::Instant::now() + timeout;
+            let deadline = deadline_after(timeout);
             let mut g = shared.lock();
             loop {
                 if g.engine
@@ -818,9 +818,22 @@ fn connect_outcome(g: &Inner) -> Option<Result<()>> {
     g.closed.is_some().then_some(Err(Error::Closed))
 }
 
+/// `now + timeout`, or a year from now when that is not representable (a
+/// caller's `Duration::MAX` means "no bound", never a panic).
+fn deadline_after(timeout: Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unbounded_wait_is_a_far_deadline_not_a_panic() {
+        assert!(deadline_after(Duration::MAX) > std::time::Instant::now());
+    }
 
     /// The async producer calls never hold the state lock across an await,
     /// so their futures can be spawned on a multi-threaded runtime.
