@@ -285,6 +285,44 @@ async fn failed_build_frees_its_reserved_index() {
     block(|| pool.close());
 }
 
+/// A slot whose data recovery refuses (mid-stream corruption) is retired
+/// after its failed build, not freed: the next borrow gets the next index
+/// instead of the same broken slot forever; the data stays on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_recovery_refuses_is_retired_not_lent_again() {
+    let sf = tempfile::tempdir().unwrap();
+    strand(sf.path(), "w-0", "t", 3);
+    let slot = sf.path().join("w-0");
+    let seg = std::fs::read_dir(&slot)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sfa"))
+        .find(|p| std::fs::read(p).unwrap().get(24..28) != Some(&[0u8; 4][..]))
+        .expect("a segment with frames");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[24 + 8 + 6] ^= 0xff; // frame 0's payload: CRC mismatch, frames 1..2 valid
+    std::fs::write(&seg, &bytes).unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let pool =
+        block(|| SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2))).unwrap();
+    match block(|| pool.borrow()) {
+        Err(PoolError::Build(_)) => {}
+        other => panic!("expected recovery to refuse w-0, got {other:?}"),
+    }
+    let b = block(|| pool.borrow()).expect("the next index is lent");
+    assert_eq!(b.slot_id().unwrap(), "w-1");
+    let c = pool.counters();
+    assert_eq!((c.retired, c.capacity), (1, 1));
+    assert_eq!(
+        std::fs::read(&seg).unwrap(),
+        bytes,
+        "the data stays on disk"
+    );
+    drop(b);
+    block(|| pool.close());
+}
+
 /// Two pools with the same base on one `sf_dir` fail fast on the lock;
 /// different bases coexist.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,6 +197,24 @@ impl PoolInner {
         Ok(s)
     }
 
+    /// Retires `index` because recovery refuses its slot's data: it is
+    /// never lent again, and the data stays on disk for an operator.
+    fn retire_unusable(&self, index: SlotIndex, why: &PoolError) {
+        let mut g = self.lock();
+        tracing::warn!(
+            slot = ?self.slot_dir(index),
+            "sender pool: slot index {index} retired, recovery refuses its data ({why}); \
+             see `qwp-sf inspect`; capacity is now {}",
+            g.alloc.capacity().saturating_sub(1)
+        );
+        self.stats.retired.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = g.alloc.retire(index) {
+            tracing::error!("sender pool bookkeeping: {e}");
+        }
+        drop(g);
+        self.cond.notify_all();
+    }
+
     /// Returns `index` to the free set if its slot lock is released, or
     /// retires it (item 18). Call with the sender closed.
     fn settle(&self, index: SlotIndex) {
@@ -431,9 +449,16 @@ impl SenderPool {
                         let mut g = inner.lock();
                         g.lent = g.lent.saturating_sub(1);
                         drop(g);
-                        // Item 3: the reserved index is freed (or retired
-                        // if another owner holds that slot).
-                        inner.settle(index);
+                        if refused_by_recovery(&e) {
+                            // The slot's data needs an operator (inspect,
+                            // repair); freeing the index would hand the
+                            // same broken slot to every later borrow.
+                            inner.retire_unusable(index, &e);
+                        } else {
+                            // Rule 3: the reserved index is freed (or
+                            // retired if another owner holds that slot).
+                            inner.settle(index);
+                        }
                         Err(e)
                     }
                 };
@@ -756,4 +781,12 @@ fn later(at: Instant, d: Duration) -> Instant {
     at.checked_add(d)
         .or_else(|| at.checked_add(Duration::from_secs(365 * 86_400)))
         .unwrap_or(at)
+}
+/// Whether a build failed because recovery refuses the slot's data
+/// (corruption, an FSN gap, …), which no retry repairs.
+fn refused_by_recovery(e: &PoolError) -> bool {
+    matches!(
+        e,
+        PoolError::Build(Error::Slot(crate::fs::SlotOpenError::Recovery { .. }))
+    )
 }
