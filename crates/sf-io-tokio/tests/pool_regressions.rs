@@ -400,6 +400,9 @@ async fn memory_mode_pool_lends_and_reuses_senders() {
     let mut a = block(|| pool.borrow()).unwrap();
     assert_eq!(a.slot_id(), None);
     write_frame(&mut a, "t", 0, 10);
+    // Returned mid-row: the completed rows are flushed, the partial row
+    // dropped, and the next borrower starts at a row boundary.
+    a.table("t").unwrap().column_i64("n", 99).unwrap();
     drop(a);
     let mut b = block(|| pool.borrow()).unwrap();
     write_frame(&mut b, "t", 10, 20);

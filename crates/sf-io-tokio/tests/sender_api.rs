@@ -77,6 +77,19 @@ async fn c2_close_flushes_pending_rows_and_drains() {
     assert_eq!(server_ns(&srv, "t"), (0..7).collect::<Vec<_>>());
 }
 
+/// C2: a row left half-built does not keep `close()` from flushing the
+/// completed rows before it; the partial row (which cannot be sent) is
+/// dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_close_with_a_row_in_progress_flushes_the_completed_rows() {
+    let srv = server(ServerConfig::local()).await;
+    let mut s = Sender::from_conf(&conf(&srv, "auto_flush=off;")).unwrap();
+    write_rows(&mut s, "t", 0, 5);
+    s.table("t").unwrap().column_i64("n", 99).unwrap();
+    s.close().unwrap();
+    assert_eq!(server_ns(&srv, "t"), (0..5).collect::<Vec<_>>());
+}
+
 /// Drop without close() still drains (bounded by close_flush_timeout) and
 /// releases the slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,6 +261,12 @@ impl PoolInner {
 
     /// Takes a sender back from a borrower.
     fn give_back(&self, mut sender: Sender, index: SlotIndex) {
+        // The next borrower must start at a row boundary.
+        if sender.cancel_row() {
+            tracing::warn!(
+                "sender pool: a sender came back with a row in progress; that row was dropped"
+            );
+        }
         let mut discard = sender.flush_failed();
         if !discard && sender.pending_rows() > 0 {
             discard = sender.flush().is_err();

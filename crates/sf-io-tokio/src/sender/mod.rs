@@ -266,6 +266,22 @@ impl Sender {
         self.row_done()
     }
 
+    /// Drops the row being built (after `table(…)`, before `at_*`), if any,
+    /// leaving the completed rows untouched; `true` when there was one.
+    pub fn cancel_row(&mut self) -> bool {
+        let had = self.encoder.row_in_progress();
+        self.encoder.rollback_row();
+        had
+    }
+
+    /// A half-built row cannot be sent; it must not keep the completed rows
+    /// before it from being flushed by `close()`.
+    fn drop_partial_row_at_close(&mut self) {
+        if self.cancel_row() {
+            tracing::warn!("qwp-sf sender closed with a row in progress; that row was dropped");
+        }
+    }
+
     /// Rows encoded and not yet flushed (including those of a flush that
     /// failed, which the next flush sends again).
     pub fn pending_rows(&self) -> usize {
@@ -540,6 +556,7 @@ impl Sender {
     /// [`Sender::close`] for async code.
     pub async fn close_async(mut self) -> Result<()> {
         self.stop_drainers();
+        self.drop_partial_row_at_close();
         let flushed = self.flush_async().await.map(|_| ());
         self.start_close();
         let mut rx = self.shared.subscribe();
@@ -564,6 +581,7 @@ impl Sender {
             return Ok(());
         }
         self.stop_drainers();
+        self.drop_partial_row_at_close();
         let flushed = self.flush().map(|_| ());
         self.start_close();
         let shared = Arc::clone(&self.shared);
