@@ -188,22 +188,31 @@ fn io_task_gone_with_its_runtime_close_reports_it_and_does_not_hang() {
     assert!(matches!(s.close(), Err(Error::IoTask(_))));
 }
 
-/// S6 + W5: at the cap, with the server withholding OKs, the append waits
-/// at most `sf_append_deadline_millis` and then fails with an error that
-/// says the wire was up; nothing is published by the refused append (S7).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s6_append_at_the_cap_fails_after_its_deadline_naming_the_wire_state() {
+/// A server that withholds OKs, and a sender whose log caps at two 4 KiB
+/// segments and waits at most 50 ms at the cap; `extra` adds keys.
+async fn capped_sender_without_oks(extra: &str) -> (qwp_server::ServerHandle, Sender) {
     let srv = server(ServerConfig::local().with_faults(qwp_server::Faults {
         ok_delivery: qwp_server::OkDelivery::Withhold,
         ..Default::default()
     }))
     .await;
-    let mut s = Sender::from_conf(&conf(
+    let s = Sender::from_conf(&conf(
         &srv,
-        "auto_flush=off;sf_max_bytes=4096;sf_max_total_bytes=8192;\
-         sf_append_deadline_millis=50;close_flush_timeout_millis=0;",
+        &format!(
+            "auto_flush=off;sf_max_bytes=4096;sf_max_total_bytes=8192;\
+             sf_append_deadline_millis=50;{extra}"
+        ),
     ))
     .unwrap();
+    (srv, s)
+}
+
+/// S6 + W5: at the cap, with the server withholding OKs, the append waits
+/// at most `sf_append_deadline_millis` and then fails with an error that
+/// says the wire was up; nothing is published by the refused append (S7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_append_at_the_cap_fails_after_its_deadline_naming_the_wire_state() {
+    let (_srv, mut s) = capped_sender_without_oks("close_flush_timeout_millis=0;").await;
     let mut refused = None;
     for k in 0..64 {
         write_rows(&mut s, "t", k * 20, (k + 1) * 20);
@@ -239,17 +248,7 @@ async fn s6_append_at_the_cap_fails_after_its_deadline_naming_the_wire_state() {
 /// frame first, so every row of every flush reaches the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s7_a_flush_refused_at_the_cap_keeps_its_rows_for_the_next_flush() {
-    let srv = server(ServerConfig::local().with_faults(qwp_server::Faults {
-        ok_delivery: qwp_server::OkDelivery::Withhold,
-        ..Default::default()
-    }))
-    .await;
-    let mut s = Sender::from_conf(&conf(
-        &srv,
-        "auto_flush=off;sf_max_bytes=4096;sf_max_total_bytes=8192;\
-         sf_append_deadline_millis=50;ack_timeout_millis=200;",
-    ))
-    .unwrap();
+    let (srv, mut s) = capped_sender_without_oks("ack_timeout_millis=200;").await;
     let mut written = 0;
     for k in 0..64 {
         write_rows(&mut s, "t", k * 20, (k + 1) * 20);
