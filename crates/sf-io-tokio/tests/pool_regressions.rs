@@ -323,6 +323,26 @@ async fn a_slot_recovery_refuses_is_retired_not_lent_again() {
     block(|| pool.close());
 }
 
+/// Pool sizes are validated before anything touches the disk: `max` is
+/// positive, at least `min`, and bounded (every index is a slot directory
+/// the pool scans at construction).
+#[test]
+fn pool_sizes_out_of_range_are_refused() {
+    let sf = tempfile::tempdir().unwrap();
+    let conf = sf_conf(dead_addr(), sf.path(), "");
+    for (min, max) in [(0, 0), (3, 2), (0, PoolConfig::MAX_SENDERS + 1)] {
+        match SenderPool::new(&conf, sizes(min, max)) {
+            Err(PoolError::Config(_)) => {}
+            other => panic!("min {min} max {max}: expected a config error, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(sf.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
 /// Two pools with the same base on one `sf_dir` fail fast on the lock;
 /// different bases coexist.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

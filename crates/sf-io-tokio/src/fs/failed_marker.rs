@@ -8,8 +8,9 @@ use std::path::Path;
 use super::error::{FsError, FsOp};
 use super::lock::SlotLock;
 
-/// The sentinel's name inside the slot directory.
-pub const FAILED_FILE_NAME: &str = ".failed";
+/// The sentinel's name inside the slot directory (the one the orphan scan
+/// rule in `sf-core` looks for).
+pub const FAILED_FILE_NAME: &str = sf_core::orphans::FAILED_MARKER;
 
 /// Writes `.failed` with `reason` into the locked slot (overwriting an
 /// older one). Taking the [`SlotLock`] proves the caller owns the slot, and

@@ -57,11 +57,18 @@ pub struct PoolConfig {
     /// effort). At most `max`.
     pub min: u32,
     /// Most senders at once; in SF mode also the number of managed slots.
+    /// At most [`PoolConfig::MAX_SENDERS`].
     pub max: u32,
     /// An idle sender beyond `min` is closed after this long.
     pub idle_timeout: Duration,
     /// How long [`SenderPool::borrow`] waits for a sender.
     pub borrow_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// The largest `max` a pool accepts: every index is a slot directory
+    /// the pool scans and recovers at construction.
+    pub const MAX_SENDERS: u32 = 4096;
 }
 
 impl Default for PoolConfig {
@@ -350,10 +357,12 @@ impl SenderPoolBuilder {
     pub fn build(self) -> Result<SenderPool, PoolError> {
         let config = Config::from_conf(&self.conf).map_err(|e| PoolError::Config(e.to_string()))?;
         let sizes = self.sizes;
-        if sizes.max == 0 || sizes.min > sizes.max {
+        if sizes.max == 0 || sizes.min > sizes.max || sizes.max > PoolConfig::MAX_SENDERS {
             return Err(PoolError::Config(format!(
-                "need 0 <= min <= max and max > 0, got min {} max {}",
-                sizes.min, sizes.max
+                "need 0 <= min <= max and 0 < max <= {}, got min {} max {}",
+                PoolConfig::MAX_SENDERS,
+                sizes.min,
+                sizes.max
             )));
         }
         let (slots, pool_lock) = match &config.storage().sf_dir {
@@ -655,7 +664,10 @@ fn holds_segments(dir: &Path) -> bool {
         .collect();
     // Judged as a foreign slot so the one rule decides what a segment is;
     // `.failed` does not stop the owner from recovering its own slot.
-    let names = names.iter().map(String::as_str).filter(|n| *n != ".failed");
+    let names = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != sf_core::orphans::FAILED_MARKER);
     judge(&OwnSlots::Single(String::new()), "x", names) == Verdict::Adopt
 }
 
