@@ -754,11 +754,24 @@ struct Unlinking {
 
 #[derive(Debug, Clone, Copy)]
 enum PendingIo {
-    Create { gen: SegmentGen },
-    Install { spare: Spare },
-    Sync { name: SegmentName, upto: u64 },
-    Unlink { name: SegmentName },
-    Watermark { fsn: Fsn },
+    Create {
+        gen: SegmentGen,
+    },
+    Install {
+        spare: Spare,
+    },
+    /// `written`: the segment's append offset when the sync was asked for.
+    Sync {
+        name: SegmentName,
+        upto: u64,
+        written: u64,
+    },
+    Unlink {
+        name: SegmentName,
+    },
+    Watermark {
+        fsn: Fsn,
+    },
     RemoveWatermark,
 }
 
@@ -1286,7 +1299,11 @@ impl Storage {
                     }
                 }
             }
-            PendingIo::Sync { name, upto } => {
+            PendingIo::Sync {
+                name,
+                upto,
+                written,
+            } => {
                 if let Some(seg) = self.ring.log.iter_mut().rev().find(|s| s.name == name) {
                     seg.sync_in_flight = false;
                     match outcome {
@@ -1299,15 +1316,19 @@ impl Storage {
                         // L5: a failed fsync may drop every dirty page of
                         // the file, not only the range it was asked for, so
                         // a rewrite that stopped short of what was written
-                        // (a header-only retry) leaves the rest owed: the
-                        // next sync of the segment rewrites it too.
+                        // when it was asked for (a header-only retry) leaves
+                        // the rest owed: the next sync rewrites it too.
+                        // Bytes appended after the request were written
+                        // after the failure and are dirty on their own, so
+                        // they do not keep the rewrite owed (it would cost
+                        // a rewrite per sync until the segment seals).
                         IoOutcome::Done => {
                             seg.synced = seg.synced.max(upto);
-                            seg.rewrite = seg.rewrite && upto < seg.append;
+                            seg.rewrite = seg.rewrite && upto < written;
                         }
                         IoOutcome::Synced { upto_offset } => {
                             seg.synced = seg.synced.max(upto_offset.min(upto));
-                            seg.rewrite = seg.rewrite && upto < seg.append;
+                            seg.rewrite = seg.rewrite && upto < written;
                         }
                     }
                 }
@@ -1590,8 +1611,12 @@ impl Storage {
         if seg.sync_in_flight {
             return;
         }
-        let (name, from_offset, rewrite) = (seg.name, seg.synced, seg.rewrite);
-        let id = self.io_id(PendingIo::Sync { name, upto: HEADER });
+        let (name, from_offset, rewrite, written) = (seg.name, seg.synced, seg.rewrite, seg.append);
+        let id = self.io_id(PendingIo::Sync {
+            name,
+            upto: HEADER,
+            written,
+        });
         if let Some(seg) = self.ring.log.front_mut() {
             seg.sync_in_flight = true;
         }
@@ -1768,6 +1793,7 @@ impl Storage {
             let id = self.io_id(PendingIo::Sync {
                 name,
                 upto: upto_offset,
+                written: upto_offset,
             });
             if let Some(seg) = self.ring.log.get_mut(i) {
                 seg.sync_in_flight = true;

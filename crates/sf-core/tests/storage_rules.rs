@@ -1110,6 +1110,32 @@ fn l5_failed_sync_not_erased() {
     assert!(s.is_batch_done(second));
 }
 
+/// L5 without a rewrite per sync: once a rewrite covered everything written
+/// when it was asked for, frames appended while it ran (written after the
+/// failure, dirty on their own) do not keep the rewrite owed.
+#[test]
+fn l5_a_completed_rewrite_is_not_owed_again_for_later_frames() {
+    let mut s = flush_storage(DurabilityMode::Flush);
+    append_raw(&mut s, 10);
+    s.end_batch(t(0));
+    let sy = syncs(&drain(&mut s));
+    let failure = IoOutcome::Failed(IoFailure::Io { os_code: Some(5) });
+    s.io_done(t(0), sy[0].0, failure).expect("io");
+    let at = s.poll_timeout().expect("re-sync scheduled");
+    s.handle_timeout(at);
+    let retry = syncs(&drain(&mut s));
+    assert!(retry[0].4, "the retry rewrites");
+    // Another batch lands while the rewrite is in flight.
+    append_raw(&mut s, 10);
+    let later = s.end_batch(at);
+    s.io_done(at, retry[0].0, IoOutcome::Done).expect("io");
+    let next = syncs(&drain(&mut s));
+    assert_eq!(next.len(), 1, "the later batch is synced");
+    assert!(!next[0].4, "no rewrite owed for frames written after the failure");
+    s.io_done(at, next[0].0, IoOutcome::Done).expect("io");
+    assert!(s.is_batch_done(later));
+}
+
 #[test]
 fn append_durability_tickets_each_frame_and_group_commits() {
     let mut s = flush_storage(DurabilityMode::Append);
