@@ -1131,7 +1131,10 @@ fn l5_a_completed_rewrite_is_not_owed_again_for_later_frames() {
     s.io_done(at, retry[0].0, IoOutcome::Done).expect("io");
     let next = syncs(&drain(&mut s));
     assert_eq!(next.len(), 1, "the later batch is synced");
-    assert!(!next[0].4, "no rewrite owed for frames written after the failure");
+    assert!(
+        !next[0].4,
+        "no rewrite owed for frames written after the failure"
+    );
     s.io_done(at, next[0].0, IoOutcome::Done).expect("io");
     assert!(s.is_batch_done(later));
 }
