@@ -18,8 +18,8 @@ pub mod world;
 pub use check::{Checker, CrashLoss, DeliveryLog, Violation};
 pub use disk::{CrashKind, DiskFaults, DiskStats, SimDisk};
 pub use network::{
-    AcceptedMessage, ConnectAttempt, ConnectFault, MessageFault, NetEvent, NetFaults, NetStats,
-    NetViolation, RejectedMessage, SimNetwork,
+    AcceptedMessage, ClientId, ConnectAttempt, ConnectFault, MessageFault, NetEvent, NetFaults,
+    NetStats, NetViolation, RejectedMessage, SimNetwork,
 };
 pub use rng::SimRng;
 pub use run::{run_seed, FaultKind, Report, SimOptions, SimStats};

@@ -1,4 +1,4 @@
-//! The simulated network: links from the one client to one or more
+//! The simulated network: links from one or more clients to one or more
 //! simulated hosts ([`SimServer`]), with latency, a virtual event queue and
 //! every network and server fault of DESIGN §5.
 //!
@@ -12,6 +12,22 @@
 //! `Engine::handle_input` (see [`NetEvent::header_refs`] for `Connected`).
 //! After `close`, nothing more about that connection is reported, as
 //! `Output::CloseConnection` requires.
+//!
+//! # Several clients
+//!
+//! Several engines (a foreground sender and orphan drainers) can share the
+//! hosts, each as its own [`ClientId`] with its own current connection:
+//! [`SimNetwork::connect_from`], [`SimNetwork::send_from`],
+//! [`SimNetwork::ping_from`], [`SimNetwork::close_from`] and
+//! [`SimNetwork::poll_client_event`], which names the client each event is
+//! for. The single-client methods above are client `ClientId(0)` and draw
+//! from the random streams exactly as they did before clients existed, so
+//! a single-client run is unchanged. Hosts, restarts, seqTxns, durability,
+//! random faults, violations and counters are shared by every client; the
+//! random streams are drawn in the (deterministic) order the clients act.
+//! Per-client faults for scenarios: [`SimNetwork::script_connect_for`],
+//! [`SimNetwork::partition_client`], and [`SimNetwork::forget_client`] for a
+//! client whose process died.
 //!
 //! # Model
 //!
@@ -337,6 +353,18 @@ pub enum MessageFault {
     },
 }
 
+/// One client of the simulated network: one engine's connection endpoint.
+/// The single-client methods ([`SimNetwork::connect`], ...) act as
+/// `ClientId(0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ClientId(pub u32);
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client {}", self.0)
+    }
+}
+
 /// A connect attempt in flight: its connection number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectAttempt {
@@ -396,6 +424,8 @@ impl NetEvent {
 pub struct AcceptedMessage {
     /// Network-wide commit number, increasing.
     pub id: u64,
+    /// The client whose connection carried it.
+    pub client: ClientId,
     /// The host.
     pub host: usize,
     /// The connection number.
@@ -427,6 +457,8 @@ impl AcceptedMessage {
 /// A message the server answered with an error frame (nothing committed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedMessage {
+    /// The client whose connection carried it.
+    pub client: ClientId,
     /// The host.
     pub host: usize,
     /// The connection number.
@@ -487,15 +519,40 @@ pub struct NetStats {
     pub injected: BTreeMap<&'static str, u64>,
 }
 
-/// The client side of the current connection.
-#[derive(Debug, Clone, Copy)]
-struct Current {
+/// One client's side of the network.
+#[derive(Debug, Default)]
+struct ClientState {
+    /// Its current connection (connecting or open).
+    current: Option<u64>,
+    /// Answers of its coming connect attempts, ahead of the shared script.
+    connect_script: VecDeque<ConnectFault>,
+    /// Every connect is refused before this time (a partition of this
+    /// client alone).
+    partitioned_until: Option<Instant>,
+}
+
+/// An event of another client that [`SimNetwork::poll_event`] (client 0's
+/// view) came across: resolved at its arrival, handed out later by
+/// [`SimNetwork::poll_client_event`].
+#[derive(Debug)]
+struct Stashed {
+    at: Instant,
+    client: ClientId,
     connection: u64,
+    event: NetEvent,
 }
 
 /// Both directions of one connection.
 #[derive(Debug)]
 struct Link {
+    /// The client that opened it.
+    client: ClientId,
+    /// Whether the client got the upgrade answer (so a partition ends the
+    /// connection, not the connect attempt).
+    answered: bool,
+    /// Cut by a partition of its client: whatever the client still sends
+    /// on it is lost without a random draw.
+    cut: bool,
     host: usize,
     /// Last arrival time at the server (client → server FIFO).
     c2s_last: Instant,
@@ -561,7 +618,8 @@ pub struct SimNetwork {
     next_event: u64,
     next_connection: u64,
     next_commit: u64,
-    current: Option<Current>,
+    clients: BTreeMap<ClientId, ClientState>,
+    stash: VecDeque<Stashed>,
     links: BTreeMap<u64, Link>,
     accepted: Vec<AcceptedMessage>,
     lost: Vec<AcceptedMessage>,
@@ -594,7 +652,8 @@ impl SimNetwork {
             next_event: 0,
             next_connection: 0,
             next_commit: 0,
-            current: None,
+            clients: BTreeMap::new(),
+            stash: VecDeque::new(),
             links: BTreeMap::new(),
             accepted: Vec::new(),
             lost: Vec::new(),
@@ -636,21 +695,72 @@ impl SimNetwork {
         }
     }
 
-    /// Queues the answer of a coming connect attempt (FIFO, ahead of random
-    /// draws).
+    /// Queues the answer of a coming connect attempt of any client (FIFO,
+    /// ahead of random draws; a client's own script from
+    /// [`SimNetwork::script_connect_for`] goes first).
     pub fn script_connect(&mut self, fault: ConnectFault) {
         self.connect_script.push_back(fault);
     }
 
-    /// Queues the fault of a coming message the server handles (FIFO, ahead
-    /// of random draws; [`MessageFault::None`] keeps a message clean).
+    /// Queues the answer of `client`'s next connect attempt (FIFO, ahead of
+    /// the shared script of [`SimNetwork::script_connect`] and of random
+    /// draws). Like the shared script, it is consumed only by an attempt
+    /// that reaches an up host.
+    pub fn script_connect_for(&mut self, client: ClientId, fault: ConnectFault) {
+        self.clients
+            .entry(client)
+            .or_default()
+            .connect_script
+            .push_back(fault);
+    }
+
+    /// Partitions `client` alone from every host until `until` (`None`
+    /// lifts a partition): each of its connect attempts before then fails
+    /// with [`NetEvent::ConnectFailed`] after the shortest latency (no
+    /// random draw), and its current connection resets at `now`. A reset
+    /// connection is forgotten by its server at once; what was in flight on
+    /// it in either direction is lost, and the client gets
+    /// [`NetEvent::Disconnected`] (without a close code) at `now`, or
+    /// [`NetEvent::ConnectFailed`] if its upgrade answer had not arrived
+    /// yet. Other clients are not affected.
+    pub fn partition_client(&mut self, client: ClientId, now: Instant, until: Option<Instant>) {
+        let state = self.clients.entry(client).or_default();
+        state.partitioned_until = until;
+        if until.is_some_and(|until| now < until) {
+            if let Some(connection) = state.current {
+                self.count("client_partition");
+                self.cut(now, connection, "network unreachable (client partitioned)");
+            }
+        }
+    }
+
+    /// `client`'s process died at `now`: its current connection (or
+    /// connect in flight) vanishes and nothing more is reported to it about
+    /// any connection it had. Frames it already sent still reach the
+    /// server, which may commit them, and the server then sees the socket
+    /// close (as after [`SimNetwork::close_from`]). Its connect script and
+    /// partition stay: a new process may connect again as the same client.
+    pub fn forget_client(&mut self, client: ClientId, now: Instant) {
+        self.stash.retain(|s| s.client != client);
+        let current = self
+            .clients
+            .get_mut(&client)
+            .and_then(|state| state.current.take());
+        if let Some(connection) = current {
+            self.inbound(now, connection, Inbound::Close);
+        }
+    }
+
+    /// Queues the fault of a coming message the servers handle, from any
+    /// client (FIFO, ahead of random draws; [`MessageFault::None`] keeps a
+    /// message clean).
     pub fn script_message(&mut self, fault: MessageFault) {
         self.message_script.push_back(fault);
     }
 
     /// Every message carrying row `row_id` is rejected with `status`, on
-    /// every connection and every resend: the same bytes are refused
-    /// forever (a poisoned frame, W3).
+    /// every connection of every client and every resend: the same bytes
+    /// are refused forever (a poisoned frame, W3).
     pub fn poison_row(&mut self, row_id: i64, status: u8) {
         self.poison.insert(row_id, status);
     }
@@ -681,35 +791,85 @@ impl SimNetwork {
         &self.stats
     }
 
-    /// The current connection's number, if the client has one (connecting
-    /// or open).
+    /// The current connection's number of client `ClientId(0)`, if it has
+    /// one (connecting or open).
     pub fn current_connection(&self) -> Option<u64> {
-        self.current.map(|c| c.connection)
+        self.current_connection_of(ClientId(0))
     }
 
-    /// Starts a connect to `host` with the upgrade `request_headers`. The
-    /// answer arrives later as [`NetEvent::Connected`] or
-    /// [`NetEvent::ConnectFailed`] (or never, for a hung connect). A
-    /// current connection is closed first.
+    /// `client`'s current connection number, if it has one (connecting or
+    /// open).
+    pub fn current_connection_of(&self, client: ClientId) -> Option<u64> {
+        self.clients.get(&client).and_then(|state| state.current)
+    }
+
+    /// [`SimNetwork::connect_from`] of client `ClientId(0)`.
     pub fn connect(
         &mut self,
         now: Instant,
         host: usize,
         request_headers: &[(String, String)],
     ) -> ConnectAttempt {
-        if self.current.is_some() {
+        self.connect_from(ClientId(0), now, host, request_headers)
+    }
+
+    /// Starts a connect of `client` to `host` with the upgrade
+    /// `request_headers`. The answer arrives later as
+    /// [`NetEvent::Connected`] or [`NetEvent::ConnectFailed`] (or never, for
+    /// a hung connect). The client's current connection is closed first;
+    /// other clients' connections are not touched.
+    pub fn connect_from(
+        &mut self,
+        client: ClientId,
+        now: Instant,
+        host: usize,
+        request_headers: &[(String, String)],
+    ) -> ConnectAttempt {
+        if self.current_connection_of(client).is_some() {
             self.stats.implicit_closes += 1;
-            self.close(now, 1000);
+            self.close_from(client, now, 1000);
         }
         let connection = self.next_connection;
         self.next_connection += 1;
         self.stats.connects += 1;
-        self.current = Some(Current { connection });
+        let state = self.clients.entry(client).or_default();
+        state.current = Some(connection);
+        if state.partitioned_until.is_some_and(|until| now < until) {
+            // No random draw: a partitioned client's attempts must not
+            // shift the streams the other clients' faults come from.
+            let at = now.saturating_add(self.faults.latency_min);
+            self.links.insert(
+                connection,
+                Link {
+                    client,
+                    answered: false,
+                    cut: true,
+                    host,
+                    c2s_last: at,
+                    s2c_last: at,
+                    sent: 0,
+                    held_ok: None,
+                },
+            );
+            self.count("connect_partitioned");
+            self.deliver_at(
+                connection,
+                at,
+                NetEvent::ConnectFailed {
+                    host,
+                    reason: "network unreachable (client partitioned)".to_owned(),
+                },
+            );
+            return ConnectAttempt { connection };
+        }
         let request_at = now.saturating_add(self.latency());
         let answer_at = request_at.saturating_add(self.latency());
         self.links.insert(
             connection,
             Link {
+                client,
+                answered: false,
+                cut: false,
                 host,
                 c2s_last: request_at,
                 s2c_last: answer_at,
@@ -741,7 +901,12 @@ impl SimNetwork {
             return ConnectAttempt { connection };
         }
         let role = h.server.role().map(str::to_owned);
-        let fault = match self.connect_script.pop_front() {
+        let scripted = self
+            .clients
+            .get_mut(&client)
+            .and_then(|state| state.connect_script.pop_front())
+            .or_else(|| self.connect_script.pop_front());
+        let fault = match scripted {
             Some(f) => f,
             None => self.draw_connect_fault(),
         };
@@ -826,36 +991,55 @@ impl SimNetwork {
         ConnectAttempt { connection }
     }
 
-    /// Sends one binary message on the current connection. A frame sent on
-    /// a connection the server no longer has is lost (the client learns of
-    /// the drop from its [`NetEvent::Disconnected`]).
+    /// [`SimNetwork::send_from`] of client `ClientId(0)`.
     pub fn send(&mut self, now: Instant, frame: &[u8]) {
+        self.send_from(ClientId(0), now, frame);
+    }
+
+    /// `client` sends one binary message on its current connection. A
+    /// frame sent on a connection the server no longer has is lost (the
+    /// client learns of the drop from its [`NetEvent::Disconnected`]).
+    pub fn send_from(&mut self, client: ClientId, now: Instant, frame: &[u8]) {
         self.stats.frames_sent += 1;
-        let Some(current) = self.current else {
+        let Some(connection) = self.current_connection_of(client) else {
             self.stats.frames_lost += 1;
             return;
         };
-        if let Some(link) = self.links.get_mut(&current.connection) {
+        if let Some(link) = self.links.get_mut(&connection) {
             link.sent += 1;
         }
-        self.inbound(now, current.connection, Inbound::Message(frame.to_vec()));
+        self.inbound(now, connection, Inbound::Message(frame.to_vec()));
     }
 
-    /// Sends a PING on the current connection; the server answers PONG and
-    /// flushes durable ACKs (inbound activity).
+    /// [`SimNetwork::ping_from`] of client `ClientId(0)`.
     pub fn ping(&mut self, now: Instant) {
-        if let Some(current) = self.current {
-            self.inbound(now, current.connection, Inbound::Ping);
+        self.ping_from(ClientId(0), now);
+    }
+
+    /// `client` sends a PING on its current connection; the server answers
+    /// PONG and flushes durable ACKs (inbound activity).
+    pub fn ping_from(&mut self, client: ClientId, now: Instant) {
+        if let Some(connection) = self.current_connection_of(client) {
+            self.inbound(now, connection, Inbound::Ping);
         }
     }
 
-    /// The client closes the current connection (or abandons the connect
-    /// in flight) with `code`. Nothing more about it is reported; frames
-    /// already on their way still reach the server, which may commit them.
+    /// [`SimNetwork::close_from`] of client `ClientId(0)`.
     pub fn close(&mut self, now: Instant, code: u16) {
+        self.close_from(ClientId(0), now, code);
+    }
+
+    /// `client` closes its current connection (or abandons the connect in
+    /// flight) with `code`. Nothing more about it is reported; frames
+    /// already on their way still reach the server, which may commit them.
+    pub fn close_from(&mut self, client: ClientId, now: Instant, code: u16) {
         let _ = code;
-        if let Some(current) = self.current.take() {
-            self.inbound(now, current.connection, Inbound::Close);
+        let current = self
+            .clients
+            .get_mut(&client)
+            .and_then(|state| state.current.take());
+        if let Some(connection) = current {
+            self.inbound(now, connection, Inbound::Close);
         }
     }
 
@@ -892,14 +1076,49 @@ impl SimNetwork {
     }
 
     /// When the next event is due (the world should call
-    /// [`SimNetwork::poll_event`] then).
+    /// [`SimNetwork::poll_event`] or [`SimNetwork::poll_client_event`]
+    /// then). An event of another client that [`SimNetwork::poll_event`]
+    /// kept aside counts, at the instant it arrived.
     pub fn next_event_at(&self) -> Option<Instant> {
-        self.queue.keys().next().map(|(at, _)| *at)
+        let queued = self.queue.keys().next().map(|(at, _)| *at);
+        match self.stash.front() {
+            // Everything still queued is due no earlier than a kept event.
+            Some(kept) => Some(kept.at),
+            None => queued,
+        }
     }
 
-    /// Runs the servers up to `now` and returns the next event for the
-    /// client due by then, if any. Call until it returns `None`.
+    /// Runs the servers up to `now` and returns the next event for client
+    /// `ClientId(0)` due by then, if any. Call until it returns `None`.
+    ///
+    /// With several clients, prefer [`SimNetwork::poll_client_event`]: the
+    /// events of other clients that come due here are not lost but kept
+    /// aside in order (as they were at their arrival) and handed out first
+    /// by the next [`SimNetwork::poll_client_event`];
+    /// [`SimNetwork::next_event_at`] keeps reporting them until then.
     pub fn poll_event(&mut self, now: Instant) -> Option<NetEvent> {
+        self.poll_queue(now, Some(ClientId(0)))
+            .map(|(_, event)| event)
+    }
+
+    /// Runs the servers up to `now` and returns the next event due by then
+    /// for any client, with the client it is for. Each client's events come
+    /// in order, and a client gets only events of its current connection.
+    /// Call until it returns `None`.
+    pub fn poll_client_event(&mut self, now: Instant) -> Option<(ClientId, NetEvent)> {
+        while let Some(kept) = self.stash.pop_front() {
+            if let Some(event) = self.take_delivery(kept.client, kept.connection, kept.event) {
+                return Some((kept.client, event));
+            }
+        }
+        self.poll_queue(now, None)
+    }
+
+    // ---- internals ----
+
+    /// Runs the queue up to `now` until a delivery for `only` (any client
+    /// with `None`); deliveries for other clients are kept aside.
+    fn poll_queue(&mut self, now: Instant, only: Option<ClientId>) -> Option<(ClientId, NetEvent)> {
         loop {
             let key = match self.queue.keys().next() {
                 Some(&key) if key.0 <= now => key,
@@ -912,21 +1131,25 @@ impl SimNetwork {
             self.advance_durability(at);
             match event {
                 Event::Deliver { connection, event } => {
-                    if self.current.map(|c| c.connection) != Some(connection) {
+                    let Some(client) = self.links.get(&connection).map(|l| l.client) else {
+                        continue;
+                    };
+                    if self.current_connection_of(client) != Some(connection) {
                         continue;
                     }
                     let event = self.resolve(connection, event);
-                    // A refused upgrade ends the attempt like a failed
-                    // connect: there is no socket left to close.
-                    let ended = match &event {
-                        NetEvent::Disconnected { .. } | NetEvent::ConnectFailed { .. } => true,
-                        NetEvent::Connected { status, .. } => *status != STATUS_SWITCHING_PROTOCOLS,
-                        NetEvent::Received(_) | NetEvent::Pong => false,
-                    };
-                    if ended {
-                        self.current = None;
+                    if only.is_some_and(|only| only != client) {
+                        self.stash.push_back(Stashed {
+                            at,
+                            client,
+                            connection,
+                            event,
+                        });
+                        continue;
                     }
-                    return Some(event);
+                    if let Some(event) = self.take_delivery(client, connection, event) {
+                        return Some((client, event));
+                    }
                 }
                 Event::Arrive {
                     connection,
@@ -943,7 +1166,75 @@ impl SimNetwork {
         None
     }
 
-    // ---- internals ----
+    /// Hands `event` of `connection` to `client` if that is still its
+    /// current connection; an event that ends the connection makes it no
+    /// longer current.
+    fn take_delivery(
+        &mut self,
+        client: ClientId,
+        connection: u64,
+        event: NetEvent,
+    ) -> Option<NetEvent> {
+        let state = self.clients.get_mut(&client)?;
+        if state.current != Some(connection) {
+            return None;
+        }
+        // A refused upgrade ends the attempt like a failed connect: there
+        // is no socket left to close.
+        let ended = match &event {
+            NetEvent::Disconnected { .. } | NetEvent::ConnectFailed { .. } => true,
+            NetEvent::Connected { status, .. } => *status != STATUS_SWITCHING_PROTOCOLS,
+            NetEvent::Received(_) | NetEvent::Pong => false,
+        };
+        if ended {
+            state.current = None;
+        }
+        if matches!(event, NetEvent::Connected { .. }) {
+            if let Some(link) = self.links.get_mut(&connection) {
+                link.answered = true;
+            }
+        }
+        Some(event)
+    }
+
+    /// The client whose connection `connection` is.
+    fn client_of(&self, connection: u64) -> ClientId {
+        self.links
+            .get(&connection)
+            .map_or(ClientId(0), |link| link.client)
+    }
+
+    /// Cuts `connection` at `now` (a partition): its server forgets it,
+    /// whatever is in flight on it is lost, and its client learns of it at
+    /// once.
+    fn cut(&mut self, now: Instant, connection: u64, reason: &str) {
+        let Some(link) = self.links.get_mut(&connection) else {
+            return;
+        };
+        link.held_ok = None;
+        link.cut = true;
+        let (host, answered) = (link.host, link.answered);
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.server.close(connection);
+        }
+        self.queue.retain(
+            |_, event| !matches!(event, Event::Deliver { connection: c, .. } if *c == connection),
+        );
+        self.stash.retain(|kept| kept.connection != connection);
+        self.release_service(now, host);
+        let event = if answered {
+            NetEvent::Disconnected {
+                close_code: None,
+                reason: reason.to_owned(),
+            }
+        } else {
+            NetEvent::ConnectFailed {
+                host,
+                reason: reason.to_owned(),
+            }
+        };
+        self.deliver_at(connection, now, event);
+    }
 
     fn count(&mut self, name: &'static str) {
         *self.stats.injected.entry(name).or_insert(0) += 1;
@@ -1014,6 +1305,14 @@ impl SimNetwork {
     /// Queues client → server traffic in FIFO order (service time is taken
     /// on arrival, see [`SimNetwork::arrive`]).
     fn inbound(&mut self, now: Instant, connection: u64, inbound: Inbound) {
+        // A partitioned client's traffic goes nowhere and draws nothing, so
+        // it cannot shift the faults of the other clients.
+        if self.links.get(&connection).is_some_and(|l| l.cut) {
+            if matches!(inbound, Inbound::Message(_)) {
+                self.stats.frames_lost += 1;
+            }
+            return;
+        }
         let latency = self.latency();
         let Some(link) = self.links.get_mut(&connection) else {
             return;
@@ -1326,8 +1625,10 @@ impl SimNetwork {
             sequence: i64::try_from(seq).unwrap_or(i64::MAX),
             tables: commit.ok_tables(),
         };
+        let client = self.client_of(connection);
         self.accepted.push(AcceptedMessage {
             id,
+            client,
             host,
             connection,
             wire_seq: seq,
@@ -1481,7 +1782,9 @@ impl SimNetwork {
         let Ok(frame) = frame else {
             return;
         };
+        let client = self.client_of(connection);
         self.rejected.push(RejectedMessage {
+            client,
             host,
             connection,
             wire_seq: seq,
