@@ -448,6 +448,34 @@ pub enum RecoveryError {
     GenerationExhausted,
 }
 
+impl RecoveryError {
+    /// Whether the refusal may go away by itself, so the slot may open on
+    /// a later attempt: the adapter could not list or read what is there
+    /// (a listing error, an unreadable size, a failed or short read, or
+    /// reads that do not match the plan), which says nothing about the
+    /// bytes on disk. A permanent refusal is about the bytes themselves
+    /// (corruption, a header this build does not understand, headerless
+    /// data, FSN gaps, overlaps or overflow, exhausted generations): the
+    /// same slot is refused again on every attempt. An orphan drainer
+    /// gives up on a slot (`.failed`) only for a permanent refusal.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RecoveryError::Listing { .. }
+            | RecoveryError::SizeUnreadable { .. }
+            | RecoveryError::ReadFailed { .. }
+            | RecoveryError::ReadCountMismatch { .. }
+            | RecoveryError::SizeMismatch { .. } => true,
+            RecoveryError::HeaderNotUnderstood { .. }
+            | RecoveryError::HeaderlessData { .. }
+            | RecoveryError::Corrupt { .. }
+            | RecoveryError::Gap { .. }
+            | RecoveryError::Overlap { .. }
+            | RecoveryError::FsnOverflow { .. }
+            | RecoveryError::GenerationExhausted => false,
+        }
+    }
+}
+
 /// Counters from one planning run (for diagnostics and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PlanStats {

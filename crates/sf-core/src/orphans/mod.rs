@@ -16,6 +16,14 @@
 //! Lock state is deliberately not part of the filter: probing it races
 //! with concurrent acquirers; the drainer tries the lock and skips a held
 //! slot. Pure: the adapter lists the directories and hands the names here.
+//!
+//! [`DrainScheduler`] is the whole drain policy of one scan on top of
+//! [`judge`]: order, concurrency cap, retries, and which ending writes
+//! `.failed`.
+
+mod scheduler;
+
+pub use scheduler::{DrainAction, DrainCounters, DrainEnd, DrainScheduler, RETRIES_PER_SCAN};
 
 use crate::config::sender_id_problem;
 use crate::recovery::{classify_file_name, SlotFile};
