@@ -198,7 +198,7 @@ pub fn run_sweep(seeds: &[u64]) -> Sweep {
 
 /// Fleet seeds (a foreground sender and its orphan drainers, one
 /// `sf_dir`) in the default CI sweep.
-pub const DEFAULT_FLEET_SEEDS: u64 = 150;
+pub const DEFAULT_FLEET_SEEDS: u64 = 400;
 
 /// The commands that replay fleet seed `seed` (fleet sweeps run the
 /// default options: swarm faults).

@@ -872,20 +872,16 @@ impl Fleet {
         self.phase = Phase::History;
         let client = self.new_client();
         if partition_at.is_some_and(|d| d.is_zero()) {
-            self.net.partition_client(client, self.now, None);
+            self.net
+                .partition_client(client, self.now, Some(Instant(u64::MAX)));
         }
         let opened = self.open_node(id, p, name, Role::Foreground, client);
         self.phase = saved;
         match opened {
             Ok(id) => {
-                let client = self.nodes.get(&id).map(|n| n.client)?;
-                if let Some(d) = partition_at {
-                    if d.is_zero() {
-                        self.net.partition_client(client, self.now, None);
-                    } else {
-                        self.partitions_due
-                            .push((self.now.saturating_add(d), client));
-                    }
+                if let Some(d) = partition_at.filter(|d| !d.is_zero()) {
+                    self.partitions_due
+                        .push((self.now.saturating_add(d), client));
                 }
                 if let Some(pr) = self.processes.get_mut(&p) {
                     pr.foreground = Some(id);

@@ -44,7 +44,10 @@ impl Fleet {
         take(self.net.next_event_at());
         for p in self.processes.values() {
             if p.alive {
-                take(p.reopen_at);
+                // A reopen waits for the old foreground to be gone.
+                if p.foreground.is_none() {
+                    take(p.reopen_at);
+                }
                 take(p.history_end.map(|h| h.0));
             }
         }
@@ -122,7 +125,7 @@ impl Fleet {
             .collect();
         self.partitions_due.retain(|p| p.0 > now);
         for c in due {
-            self.net.partition_client(c, now, None);
+            self.net.partition_client(c, now, Some(Instant(u64::MAX)));
         }
         if self.outside_release.as_ref().is_some_and(|o| o.0 <= now) {
             if let Some((_, slot)) = self.outside_release.take() {
