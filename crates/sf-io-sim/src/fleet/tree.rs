@@ -251,3 +251,88 @@ impl SlotTree {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sf_core::storage::StorageConfig;
+    use std::num::NonZeroUsize;
+
+    fn tree_with(names: &[&str]) -> SlotTree {
+        let config = EngineConfig::new(StorageConfig::files(), NonZeroUsize::MIN);
+        let mut rng = SimRng::new(1);
+        let mut t = SlotTree::new();
+        for n in names {
+            t.create(n, &mut rng, DiskFaults::none(), &config);
+        }
+        t
+    }
+
+    #[test]
+    fn c3_a_slot_lock_has_one_holder_at_a_time() {
+        let mut t = tree_with(&["a"]);
+        assert_eq!(t.try_lock("a", LockHolder::Node(NodeId(1))), Ok(()));
+        assert_eq!(
+            t.try_lock("a", LockHolder::Node(NodeId(2))),
+            Err(Some(LockHolder::Node(NodeId(1))))
+        );
+        assert_eq!(
+            t.try_lock("a", LockHolder::Outside),
+            Err(Some(LockHolder::Node(NodeId(1))))
+        );
+        assert!(
+            !t.release("a", LockHolder::Node(NodeId(2))),
+            "only the holder releases"
+        );
+        assert!(t.release("a", LockHolder::Node(NodeId(1))));
+        assert_eq!(t.try_lock("a", LockHolder::Outside), Ok(()));
+        assert_eq!(t.try_lock("missing", LockHolder::Outside), Err(None));
+    }
+
+    #[test]
+    fn c3_a_dead_process_releases_exactly_its_locks() {
+        let mut t = tree_with(&["a", "b", "c"]);
+        t.try_lock("a", LockHolder::Node(NodeId(1))).unwrap();
+        t.try_lock("b", LockHolder::Node(NodeId(2))).unwrap();
+        t.try_lock("c", LockHolder::Outside).unwrap();
+        t.release_all(&[NodeId(1)]);
+        assert_eq!(t.get("a").unwrap().lock(), None);
+        assert_eq!(
+            t.get("b").unwrap().lock(),
+            Some(LockHolder::Node(NodeId(2)))
+        );
+        assert_eq!(t.get("c").unwrap().lock(), Some(LockHolder::Outside));
+    }
+
+    #[test]
+    fn s18_2_listing_shows_lock_file_and_failed_marker_not_lock_state() {
+        let mut t = tree_with(&["a", "b"]);
+        assert!(t.get("a").unwrap().entries().is_empty());
+        t.try_lock("a", LockHolder::Outside).unwrap();
+        let held = t.get("a").unwrap().entries();
+        t.release("a", LockHolder::Outside);
+        assert_eq!(held, vec![LOCK_FILE.to_owned()]);
+        assert_eq!(t.get("a").unwrap().entries(), held, "the file stays");
+        t.write_failed("b", "gave up");
+        assert_eq!(t.get("b").unwrap().failed(), Some("gave up"));
+        assert_eq!(
+            t.get("b").unwrap().entries(),
+            vec![FAILED_MARKER.to_owned()]
+        );
+        let names: Vec<String> = t.listing().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["a".to_owned(), "b".to_owned()], "name order");
+    }
+
+    #[test]
+    fn a_later_crash_only_widens_the_allowed_loss() {
+        assert_eq!(wider(None, CrashLoss::Nothing), CrashLoss::Nothing);
+        assert_eq!(
+            wider(Some(CrashLoss::Unacked), CrashLoss::AboveDurable),
+            CrashLoss::Unacked
+        );
+        assert_eq!(
+            wider(Some(CrashLoss::Nothing), CrashLoss::Corrupted),
+            CrashLoss::Corrupted
+        );
+    }
+}
