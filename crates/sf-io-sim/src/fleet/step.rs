@@ -48,7 +48,12 @@ impl Fleet {
                 if p.foreground.is_none() {
                     take(p.reopen_at);
                 }
-                take(p.history_end.map(|h| h.0));
+                // A history end that fired is parked at the end of time.
+                take(
+                    p.history_end
+                        .map(|h| h.0)
+                        .filter(|t| *t != Instant(u64::MAX)),
+                );
             }
         }
         take(self.partitions_due.iter().map(|p| p.0).min());
@@ -325,6 +330,9 @@ impl Fleet {
                 s.pending_loss = Some(loss);
             }
             let p = node.process;
+            if matches!(node.ending, Some(Ending::Terminal(_))) {
+                self.stats.halts += 1;
+            }
             if node.is_drainer() {
                 let end = match node.ending {
                     Some(Ending::Drained) => DrainEnd::Drained,
