@@ -751,15 +751,16 @@ impl SimNetwork {
         }
     }
 
-    /// Queues the fault of a coming message the server handles (FIFO, ahead
-    /// of random draws; [`MessageFault::None`] keeps a message clean).
+    /// Queues the fault of a coming message the servers handle, from any
+    /// client (FIFO, ahead of random draws; [`MessageFault::None`] keeps a
+    /// message clean).
     pub fn script_message(&mut self, fault: MessageFault) {
         self.message_script.push_back(fault);
     }
 
     /// Every message carrying row `row_id` is rejected with `status`, on
-    /// every connection and every resend: the same bytes are refused
-    /// forever (a poisoned frame, W3).
+    /// every connection of every client and every resend: the same bytes
+    /// are refused forever (a poisoned frame, W3).
     pub fn poison_row(&mut self, row_id: i64, status: u8) {
         self.poison.insert(row_id, status);
     }

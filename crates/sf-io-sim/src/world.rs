@@ -431,13 +431,10 @@ impl Sim {
                 self.stats.recovery_refusals += 1;
                 self.trace
                     .record(self.now, "recover-refused", format_args!("{e}"));
-                let transient = matches!(
-                    e,
-                    RecoveryError::Listing { .. }
-                        | RecoveryError::SizeUnreadable { .. }
-                        | RecoveryError::ReadFailed { .. }
-                        | RecoveryError::SizeMismatch { .. }
-                );
+                // The same classification the orphan drain policy uses: a
+                // misread (ReadCountMismatch) is transient there too, and
+                // here it is also a violation of the simulated adapter.
+                let transient = e.is_transient();
                 if matches!(e, RecoveryError::ReadCountMismatch { .. }) {
                     self.violate("S3", format!("the simulated adapter misread the slot: {e}"));
                 }

@@ -330,3 +330,59 @@ async fn s18_2_auth_refused_writes_failed() {
     assert_eq!(srv.stats().rows, 0);
     let _ = block(|| fg.close());
 }
+
+/// §18.2, §5.2: a transient recovery refusal (here an entry named like a
+/// segment whose size cannot be read as a file's: a directory, which
+/// recovery refuses as `SizeUnreadable` without judging any bytes) does
+/// NOT write `.failed`: the slot is retried a bounded number of times in
+/// this scan, then left adoptable for the next one; other orphans drain
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s18_2_transient_refusal_does_not_write_failed() {
+    let sf = tempfile::tempdir().unwrap();
+    strand(sf.path(), "a", "ta", 1);
+    strand(sf.path(), "b", "tb", 1);
+    let slot = sf.path().join("a");
+    std::fs::create_dir(slot.join("sf-00000000000000ff.sfa")).unwrap();
+    let srv = server(ServerConfig::local()).await;
+    let (l, mut ev) = events();
+    let fg = foreground(
+        &format!(
+            "ws::addr={};sf_dir={};sender_id=fg;drain_orphans=on;max_background_drainers=1;",
+            srv.local_addr(),
+            sf.path().display()
+        ),
+        l,
+    );
+    let last = |e: &sf_io_tokio::DrainerEvent| {
+        is(e, "stopped", "a")
+            && matches!(e, sf_io_tokio::DrainerEvent::Stopped { reason, .. } if reason.contains("next scan"))
+    };
+    ev.wait("a left for the next scan", last);
+    ev.wait("succeeded b", |e| is(e, "succeeded", "b"));
+    let tries = ev.seen.iter().filter(|e| is(e, "stopped", "a")).count();
+    assert_eq!(
+        tries,
+        sf_core::orphans::RETRIES_PER_SCAN as usize + 1,
+        "bounded retries: {:?}",
+        ev.seen
+    );
+    assert!(
+        !ev.seen
+            .iter()
+            .any(|e| is(e, "started", "a") || is(e, "failed", "a")),
+        "{:?}",
+        ev.seen
+    );
+    assert!(!slot.join(FAILED_FILE_NAME).exists(), "no .failed");
+    assert_eq!(fg.counters().total_background_drainers_failed, 0);
+    assert_eq!(fg.counters().total_background_drainers_succeeded, 1);
+    assert_eq!(lock_holder(&slot).unwrap(), LockProbe::Free);
+    assert!(has_segments(&slot), "the data stays");
+    assert_eq!(
+        scan(sf.path(), &OwnSlots::Single("fg".into())).unwrap(),
+        vec![slot.clone(), sf.path().join("b")],
+        "still adoptable (b keeps its acknowledged active segment)"
+    );
+    fg.close().unwrap();
+}

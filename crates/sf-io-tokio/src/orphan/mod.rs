@@ -3,23 +3,31 @@
 //!
 //! # Shape
 //!
-//! * [`scan`] lists `<sf_dir>/*` and keeps the directories that
+//! The policy — which siblings to adopt, in which order, how many drainers
+//! at once, which ending writes `.failed` and which is retried — is
+//! `sf_core::orphans::DrainScheduler`, the same code the simulator runs.
+//! This module does the I/O it asks for and decides nothing itself:
+//!
+//! * [`scan`] lists `<sf_dir>/*` and hands each sibling directory (its
+//!   name and the names it holds) to the scheduler, which keeps the ones
 //!   `sf_core::orphans::judge` adopts (not the scanner's own slots, at
 //!   least one segment, no `.failed`). Lock state is not part of the scan.
-//! * [`OrphanDrainers`] runs the drainers: up to `max_background_drainers`
-//!   worker threads take candidates from one queue. A drainer is a plain
-//!   [`Sender`] opened on the orphan slot with the foreground's
-//!   configuration (`Config::for_orphan_drainer`: its own `sender_id`, no
-//!   scan of its own, first connect retried in the background), so it has
-//!   its own engine, connection, reconnect loop and host tracker, and the
-//!   same I/O task as any sender — no second I/O loop.
-//! * A drainer tries the slot lock by opening the sender (a held lock is
-//!   skipped), waits until everything it recovered is acknowledged, closes
-//!   (releasing the lock) and takes the next candidate.
-//! * A drainer that gives up — a terminal error (reconnect budget spent,
-//!   auth refused, HALT) or recovery refusing the slot (corruption) —
-//!   writes `.failed` with the reason while it still holds the lock, then
-//!   releases it.
+//! * [`OrphanDrainers`] runs up to `max_background_drainers` worker
+//!   threads; each takes the next slot from `DrainScheduler::poll_start`.
+//!   A drainer is a plain [`Sender`] opened on the orphan slot with the
+//!   foreground's configuration (`Config::for_orphan_drainer`: its own
+//!   `sender_id`, no scan of its own, first connect retried in the
+//!   background), so it has its own engine, connection, reconnect loop and
+//!   host tracker, and the same I/O task as any sender — no second I/O
+//!   loop.
+//! * A drainer tries the slot lock by opening the sender, waits until
+//!   everything it recovered is acknowledged, closes (releasing the lock)
+//!   and reports how it ended (`DrainEnd`) while it still holds whatever it
+//!   holds. The scheduler answers with a `DrainAction`: `MarkFailed` (a
+//!   terminal engine error, or a permanent recovery refusal) writes
+//!   `.failed` while the lock is held (re-taken after a refusal, which
+//!   released it), then releases it; `Retry` (a transient refusal such as
+//!   a listing or read error) leaves the slot adoptable and re-queued.
 //!
 //! # Threads
 //!
@@ -29,15 +37,16 @@
 //! (called by the foreground's `close()`) stops them promptly: the data
 //! stays on disk, no `.failed` is written, every lock is released.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sf_core::config::Config;
-use sf_core::orphans::{judge, OwnSlots, Verdict};
+use sf_core::errors::SenderError;
+use sf_core::orphans::{DrainAction, DrainEnd, DrainScheduler, OwnSlots, Verdict};
+use sf_core::recovery::RecoveryError;
 use sf_core::Fsn;
 
 use crate::fs::{write_failed_marker, FsError, FsOp, LockError, SlotLock, SlotOpenError};
@@ -114,8 +123,21 @@ pub struct DrainerCounters {
 /// (never drained on a guess); a failure to list `sf_dir` itself is an
 /// error.
 pub fn scan(sf_dir: &Path, own: &OwnSlots) -> Result<Vec<PathBuf>, FsError> {
+    let mut scheduler = DrainScheduler::new(own.clone(), 1);
+    let mut out: Vec<PathBuf> = feed(sf_dir, &mut scheduler)?
+        .into_iter()
+        .map(|name| sf_dir.join(name))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Lists `<sf_dir>/*` into `scheduler`; returns the names it adopted. Only
+/// directories with UTF-8 names are slots; a sibling whose listing fails
+/// is skipped with a WARN.
+fn feed(sf_dir: &Path, scheduler: &mut DrainScheduler) -> Result<Vec<String>, FsError> {
     let listing = |e| FsError::io(FsOp::List, sf_dir, e);
-    let mut out = Vec::new();
+    let mut adopted = Vec::new();
     for entry in std::fs::read_dir(sf_dir).map_err(listing)? {
         let entry = entry.map_err(listing)?;
         let path = entry.path();
@@ -136,22 +158,22 @@ pub fn scan(sf_dir: &Path, own: &OwnSlots) -> Result<Vec<PathBuf>, FsError> {
                 continue;
             }
         };
-        if judge(own, &name, names.iter().map(String::as_str)) == Verdict::Adopt {
-            out.push(path);
+        if scheduler.handle_sibling(&name, names.iter().map(String::as_str)) == Verdict::Adopt {
+            adopted.push(name);
         }
     }
-    out.sort();
-    Ok(out)
+    Ok(adopted)
 }
 
 /// State shared by the drainer threads and the owner.
 struct DrainShared {
     config: Config,
-    queue: Mutex<VecDeque<PathBuf>>,
+    /// `<sf_dir>`: a slot named `n` is `<sf_dir>/n`.
+    sf_dir: PathBuf,
+    /// The policy; every decision is taken under this mutex, never I/O.
+    scheduler: Mutex<DrainScheduler>,
+    /// Set by [`OrphanDrainers::stop`]: running drainers close at once.
     stop: AtomicBool,
-    active: AtomicU64,
-    succeeded: AtomicU64,
-    failed: AtomicU64,
     listener: Option<DrainerListener>,
 }
 
@@ -160,6 +182,10 @@ impl DrainShared {
         if let Some(l) = &self.listener {
             l(e);
         }
+    }
+
+    fn scheduler(&self) -> MutexGuard<'_, DrainScheduler> {
+        self.scheduler.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -196,33 +222,29 @@ impl OrphanDrainers {
         own: OwnSlots,
         listener: Option<DrainerListener>,
     ) -> OrphanDrainers {
+        let max = config.storage().max_background_drainers as usize;
+        let sf_dir = config.storage().sf_dir.as_deref().map(PathBuf::from);
+        let mut scheduler = DrainScheduler::new(own, max);
+        let scanned = match &sf_dir {
+            None => Ok(Vec::new()),
+            Some(dir) => feed(dir, &mut scheduler),
+        };
+        if let Err(e) = scanned {
+            tracing::warn!("orphan scan failed, no drainers started: {e}");
+            scheduler.stop();
+        }
+        let n = scheduler.queued().min(scheduler.max_drainers());
         let shared = Arc::new(DrainShared {
             config: config.clone(),
-            queue: Mutex::new(VecDeque::new()),
+            sf_dir: sf_dir.unwrap_or_default(),
+            scheduler: Mutex::new(scheduler),
             stop: AtomicBool::new(false),
-            active: AtomicU64::new(0),
-            succeeded: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
             listener,
         });
         let mut drainers = OrphanDrainers {
             shared,
             workers: Vec::new(),
         };
-        let Some(dir) = config.storage().sf_dir.as_deref() else {
-            return drainers;
-        };
-        let candidates = match scan(Path::new(dir), &own) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("orphan scan of {dir} failed, no drainers started: {e}");
-                return drainers;
-            }
-        };
-        let n = candidates
-            .len()
-            .min(config.storage().max_background_drainers as usize);
-        lock_queue(&drainers.shared).extend(candidates);
         for i in 0..n {
             let s = Arc::clone(&drainers.shared);
             match std::thread::Builder::new()
@@ -238,10 +260,11 @@ impl OrphanDrainers {
 
     /// The counters now.
     pub fn counters(&self) -> DrainerCounters {
+        let c = self.shared.scheduler().counters();
         DrainerCounters {
-            active: self.shared.active.load(Ordering::SeqCst),
-            succeeded: self.shared.succeeded.load(Ordering::SeqCst),
-            failed: self.shared.failed.load(Ordering::SeqCst),
+            active: c.active,
+            succeeded: c.succeeded,
+            failed: c.failed,
         }
     }
 
@@ -259,7 +282,7 @@ impl OrphanDrainers {
     /// threads ended.
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        lock_queue(&self.shared).clear();
+        self.shared.scheduler().stop();
         self.join();
     }
 }
@@ -270,27 +293,25 @@ impl Drop for OrphanDrainers {
     }
 }
 
-fn lock_queue(s: &DrainShared) -> std::sync::MutexGuard<'_, VecDeque<PathBuf>> {
-    s.queue.lock().unwrap_or_else(|p| p.into_inner())
-}
-
+/// One drainer thread: drains slots while the scheduler hands them out.
+/// The thread that re-queued a slot (`Retry`) is still in this loop, so a
+/// re-queued slot is never left without a thread to run it.
 fn worker(s: &Arc<DrainShared>) {
     loop {
-        if s.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Some(slot) = lock_queue(s).pop_front() else {
+        let Some(name) = s.scheduler().poll_start() else {
             return;
         };
-        s.active.fetch_add(1, Ordering::SeqCst);
-        let outcome = drain_one(s, &slot);
-        match &outcome {
-            DrainerEvent::Succeeded { .. } => {
-                s.succeeded.fetch_add(1, Ordering::SeqCst);
-            }
+        let slot = s.sf_dir.join(&name);
+        let ended = if s.stop.load(Ordering::SeqCst) {
+            Ended::Stopped("the owner closed before the drainer started".into())
+        } else {
+            drain_one(s, &name, &slot)
+        };
+        let action = s.scheduler().handle_end(&name, ended.end());
+        let event = carry_out(s, &name, &slot, ended, action);
+        match &event {
             DrainerEvent::Failed { slot, reason } => {
-                s.failed.fetch_add(1, Ordering::SeqCst);
-                tracing::error!(slot = %slot.display(), "orphan drainer gave up: {reason}");
+                tracing::error!(slot = %slot.display(), "orphan drainer gave up: {}", reason.trim_end());
             }
             DrainerEvent::Skipped { slot, reason } => {
                 tracing::info!(slot = %slot.display(), "orphan slot skipped: {reason}");
@@ -298,35 +319,133 @@ fn worker(s: &Arc<DrainShared>) {
             DrainerEvent::Stopped { slot, reason } => {
                 tracing::warn!(slot = %slot.display(), "orphan drainer stopped: {reason}");
             }
-            DrainerEvent::Started { .. } | DrainerEvent::Progress { .. } => {}
+            DrainerEvent::Succeeded { .. }
+            | DrainerEvent::Started { .. }
+            | DrainerEvent::Progress { .. } => {}
         }
-        // Counted down before the final event, so a listener that sees it
-        // reads settled counters.
-        s.active.fetch_sub(1, Ordering::SeqCst);
-        s.emit(outcome);
+        // The scheduler counted the end before the final event, so a
+        // listener that sees it reads settled counters.
+        s.emit(event);
     }
 }
 
-/// The text written into `.failed`.
-fn failed_reason(what: &str) -> String {
-    format!(
-        "qwp-sf orphan drainer (pid {}) gave up: {what}\n",
-        std::process::id()
-    )
+/// How one drainer ended, with what it still holds for the action to come.
+enum Ended {
+    /// The slot lock is held by someone else (the text names the holder).
+    LockHeld(String),
+    /// Everything recovered was acknowledged; the sender closed.
+    Drained,
+    /// Recovery refused the slot (and released the lock).
+    Refused(RecoveryError, String),
+    /// The drainer's engine latched a terminal error; the sender is still
+    /// open, so its slot lock is still held.
+    Terminal(SenderError, Box<Sender>),
+    /// Anything else: the data stays, no `.failed`.
+    Stopped(String),
 }
 
-/// Drains one slot; returns the final event (not yet emitted).
-fn drain_one(s: &Arc<DrainShared>, slot: &Path) -> DrainerEvent {
+impl Ended {
+    /// What the scheduler is told.
+    fn end(&self) -> DrainEnd {
+        match self {
+            Ended::LockHeld(_) => DrainEnd::LockHeld,
+            Ended::Drained => DrainEnd::Drained,
+            Ended::Refused(e, _) => DrainEnd::RecoveryRefused(e.clone()),
+            Ended::Terminal(e, _) => DrainEnd::Terminal(e.clone()),
+            Ended::Stopped(_) => DrainEnd::Stopped,
+        }
+    }
+}
+
+/// Carries out the scheduler's `action` for a drainer that ended as
+/// `ended`; returns the final event (not yet emitted).
+fn carry_out(
+    s: &DrainShared,
+    name: &str,
+    slot: &Path,
+    ended: Ended,
+    action: DrainAction,
+) -> DrainerEvent {
+    let slot_buf = slot.to_path_buf();
     let stopped = |reason: String| DrainerEvent::Stopped {
         slot: slot.to_path_buf(),
         reason,
     };
-    let Some(name) = slot.file_name().and_then(|n| n.to_str()) else {
-        return stopped("the slot name is not UTF-8".into());
-    };
+    match (ended, action) {
+        (Ended::LockHeld(reason), _) => DrainerEvent::Skipped {
+            slot: slot_buf,
+            reason,
+        },
+        (Ended::Drained, _) => DrainerEvent::Succeeded { slot: slot_buf },
+        (Ended::Stopped(reason), _) => stopped(reason),
+        (Ended::Terminal(e, sender), DrainAction::MarkFailed { reason }) => {
+            let text = failed_text(&reason);
+            let written = sender.write_failed_marker(&text);
+            let _ = sender.close();
+            match written {
+                Ok(true) => DrainerEvent::Failed {
+                    slot: slot_buf,
+                    reason: text,
+                },
+                Ok(false) => {
+                    s.scheduler().mark_failed_unwritten(name);
+                    stopped(format!("{e}; the lock was already released"))
+                }
+                Err(w) => {
+                    s.scheduler().mark_failed_unwritten(name);
+                    stopped(format!("{e}; cannot write .failed: {w}"))
+                }
+            }
+        }
+        (Ended::Refused(_, what), DrainAction::MarkFailed { reason }) => {
+            // Recovery released the lock when it refused; take it again
+            // so `.failed` exists before anyone else can lock the slot
+            // after us. A slot someone locked meanwhile is theirs.
+            let text = failed_text(&reason);
+            let marked = SlotLock::acquire_dir(slot)
+                .map_err(|le| format!("not marked failed: {le}"))
+                .and_then(|lock| {
+                    write_failed_marker(&lock, &text)
+                        .map_err(|we| format!("cannot write .failed: {we}"))
+                });
+            match marked {
+                Ok(()) => DrainerEvent::Failed {
+                    slot: slot_buf,
+                    reason: text,
+                },
+                Err(why) => {
+                    s.scheduler().mark_failed_unwritten(name);
+                    stopped(format!("{what}; {why}"))
+                }
+            }
+        }
+        (Ended::Refused(_, what), DrainAction::Retry) => {
+            stopped(format!("{what}; transient, retried"))
+        }
+        (Ended::Refused(_, what), DrainAction::Done) => stopped(format!(
+            "{what}; transient, left adoptable for the next scan"
+        )),
+        (Ended::Terminal(e, sender), DrainAction::Done | DrainAction::Retry) => {
+            // The scheduler always gives a terminal error up; if it ever
+            // does not, release without a mark.
+            let _ = sender.close();
+            stopped(e.to_string())
+        }
+    }
+}
+
+/// The text written into `.failed`: the scheduler's one-line reason, with
+/// this process's PID for the operator.
+fn failed_text(reason: &str) -> String {
+    format!("qwp-sf (pid {}): {reason}\n", std::process::id())
+}
+
+/// Drains one slot and says how it ended; a terminal error keeps the
+/// sender open (its lock held) for the `.failed` write.
+fn drain_one(s: &DrainShared, name: &str, slot: &Path) -> Ended {
     let config = match s.config.for_orphan_drainer(name) {
         Ok(c) => c,
-        Err(e) => return stopped(e.to_string()),
+        Err(e) => return Ended::Stopped(e.to_string()),
     };
     let mut builder = SenderBuilder::new(config);
     if let Some(l) = s.listener.clone() {
@@ -341,21 +460,16 @@ fn drain_one(s: &Arc<DrainShared>, slot: &Path) -> DrainerEvent {
     let sender = match builder.build() {
         Ok(sender) => sender,
         Err(Error::Slot(SlotOpenError::Lock(LockError::Held { slot: _, holder }))) => {
-            return DrainerEvent::Skipped {
-                slot: slot.to_path_buf(),
-                reason: format!("the slot lock is held (holder={holder})"),
-            };
+            return Ended::LockHeld(format!("the slot lock is held (holder={holder})"));
         }
         Err(e @ Error::Slot(SlotOpenError::Recovery { .. })) => {
-            // Recovery released the lock when it refused; take it again
-            // so `.failed` exists before anyone else can lock the slot
-            // after us. A slot someone locked meanwhile is theirs.
-            return match SlotLock::acquire_dir(slot) {
-                Ok(lock) => give_up_locked(slot, &lock, &e.to_string()),
-                Err(le) => stopped(format!("{e}; not marked failed: {le}")),
+            let what = e.to_string();
+            return match e {
+                Error::Slot(SlotOpenError::Recovery { source, .. }) => Ended::Refused(source, what),
+                _ => Ended::Stopped(what),
             };
         }
-        Err(e) => return stopped(e.to_string()),
+        Err(e) => return Ended::Stopped(e.to_string()),
     };
     let published = sender.counters().published_fsn;
     s.emit(DrainerEvent::Started {
@@ -363,12 +477,12 @@ fn drain_one(s: &Arc<DrainShared>, slot: &Path) -> DrainerEvent {
         published,
     });
     let Some(target) = published else {
-        return finish(sender, slot);
+        return finish(sender);
     };
     loop {
         if s.stop.load(Ordering::SeqCst) {
             let _ = sender.close();
-            return stopped("the owner closed; the data stays on disk".into());
+            return Ended::Stopped("the owner closed; the data stays on disk".into());
         }
         match sender.wait_acked(target, STOP_CHECK) {
             Ok(()) => {
@@ -382,54 +496,22 @@ fn drain_one(s: &Arc<DrainShared>, slot: &Path) -> DrainerEvent {
                 if !sender.wait_watermark(target, WATERMARK_WAIT) {
                     tracing::warn!(slot = %slot.display(), "orphan drainer: the ack watermark did not reach FSN {} before release; a later drain may replay acknowledged frames", target.get());
                 }
-                return finish(sender, slot);
+                return finish(sender);
             }
             Err(Error::AckTimeout { .. }) => continue,
-            Err(Error::Terminal(e)) => {
-                let reason = failed_reason(&e.to_string());
-                let written = sender.write_failed_marker(&reason);
-                let _ = sender.close();
-                return match written {
-                    Ok(true) => DrainerEvent::Failed {
-                        slot: slot.to_path_buf(),
-                        reason,
-                    },
-                    Ok(false) => stopped(format!("{e}; the lock was already released")),
-                    Err(w) => stopped(format!("{e}; cannot write .failed: {w}")),
-                };
-            }
+            Err(Error::Terminal(e)) => return Ended::Terminal(e, Box::new(sender)),
             Err(e) => {
                 let _ = sender.close();
-                return stopped(e.to_string());
+                return Ended::Stopped(e.to_string());
             }
         }
     }
 }
 
 /// Closes a drained sender (releasing the lock).
-fn finish(sender: Sender, slot: &Path) -> DrainerEvent {
+fn finish(sender: Sender) -> Ended {
     match sender.close() {
-        Ok(()) => DrainerEvent::Succeeded {
-            slot: slot.to_path_buf(),
-        },
-        Err(e) => DrainerEvent::Stopped {
-            slot: slot.to_path_buf(),
-            reason: format!("close after drain: {e}"),
-        },
-    }
-}
-
-/// Writes `.failed` under `lock`, which the caller releases after.
-fn give_up_locked(slot: &Path, lock: &SlotLock, what: &str) -> DrainerEvent {
-    let reason = failed_reason(what);
-    match write_failed_marker(lock, &reason) {
-        Ok(()) => DrainerEvent::Failed {
-            slot: slot.to_path_buf(),
-            reason,
-        },
-        Err(e) => DrainerEvent::Stopped {
-            slot: slot.to_path_buf(),
-            reason: format!("{what}; cannot write .failed: {e}"),
-        },
+        Ok(()) => Ended::Drained,
+        Err(e) => Ended::Stopped(format!("close after drain: {e}")),
     }
 }

@@ -499,15 +499,29 @@ impl Sender {
     /// sender still holds its lock (sf-client §5.2: before the release).
     /// `Ok(false)` when the sender holds no lock (memory mode, or the slot
     /// was already released).
+    ///
+    /// The lock is taken out of the shared state for the file write, so
+    /// the I/O task never waits on the state mutex behind file I/O; owned
+    /// here it stays held throughout. It goes back afterwards unless the
+    /// sender closed meanwhile, in which case it is released here, after
+    /// the write, as the close would have released it.
     pub(crate) fn write_failed_marker(&self, reason: &str) -> Result<bool> {
-        let g = self.shared.lock();
-        match &g.lock {
-            Some(lock) => {
-                crate::fs::write_failed_marker(lock, reason)?;
-                Ok(true)
+        let Some(lock) = self.shared.lock().lock.take() else {
+            return Ok(false);
+        };
+        let written = crate::fs::write_failed_marker(&lock, reason);
+        let release = {
+            let mut g = self.shared.lock();
+            if g.closed.is_none() && g.lock.is_none() {
+                g.lock = Some(lock);
+                None
+            } else {
+                Some(lock)
             }
-            None => Ok(false),
-        }
+        };
+        drop(release);
+        written?;
+        Ok(true)
     }
 
     /// Waits up to `timeout` until the `.ack-watermark` on disk covers
