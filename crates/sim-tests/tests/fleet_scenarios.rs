@@ -309,3 +309,23 @@ fn own_failed_and_invalid_slots_are_never_opened() {
     assert_eq!(f.tree().get("bad..dir").unwrap().lives(), 1);
     assert_clean(&f);
 }
+
+#[test]
+fn s8_a_drained_slot_is_released_after_its_watermark_so_a_rescan_resends_nothing() {
+    let mut f = fleet(9, 2);
+    // Watermark writes complete late: the drainer must wait for its own.
+    f.set_io_latency(Duration::from_millis(20));
+    assert!(f.add_orphan("o1", 6, 2, HistoryEnd::Crash));
+    f.start_foreground("app", own());
+    assert!(f.run_until_drains_settle(Duration::from_secs(30)));
+    assert!(all_acked(&f, "o1"));
+    let sends = f.stats().check.sends;
+    assert!(sends >= 6, "the drainer sent the orphan's frames: {sends}");
+    // The drained slot keeps its active segment, so the next scan adopts
+    // it again; its recovery must find everything acknowledged.
+    f.rescan();
+    assert!(f.run_until_drains_settle(Duration::from_secs(30)));
+    assert_eq!(f.fleet_stats().drained, 2);
+    assert_eq!(f.stats().check.sends, sends, "nothing was sent again");
+    assert_clean(&f);
+}

@@ -184,6 +184,8 @@ pub struct Fleet {
     partitions_due: Vec<(Instant, ClientId)>,
     rows: RowSource,
     headers: Vec<(String, String)>,
+    /// Longest delay of a storage completion for every engine.
+    io_latency: Duration,
     trace: Trace,
     violations: Vec<Violation>,
     stats: SimStats,
@@ -212,6 +214,10 @@ impl Fleet {
         drainer_config.close_flush_timeout = None;
         let mut history_config = config.clone();
         history_config.close_flush_timeout = None;
+        // A history sender keeps writing while it cannot connect (that is
+        // how its data ends up orphaned), so its first connect is retried
+        // in the background rather than failing the build.
+        history_config.initial_connect_retry = InitialConnectRetry::Async;
         let net = SimNetwork::new(root.fork("net"), config.hosts.get(), NetFaults::none());
         let mut work_rng = root.fork("workload");
         let shape = WorkloadShape::random(&mut work_rng);
@@ -262,6 +268,7 @@ impl Fleet {
             random_drainer_faults: false,
             partitions_due: Vec::new(),
             headers,
+            io_latency: Duration::ZERO,
             trace: Trace::new(options.keep_trace),
             violations: Vec::new(),
             stats,
@@ -403,6 +410,13 @@ impl Fleet {
         self.net_faults = net;
     }
 
+    /// Storage completions of engines opened from now on arrive up to
+    /// `max` after the request (uniform), so engines see syncs, creations
+    /// and watermark writes in flight (a drainer waits for its watermark).
+    pub fn set_io_latency(&mut self, max: Duration) {
+        self.io_latency = max;
+    }
+
     /// Gives the next drainer of `slot` a per-client fault (FIFO per slot).
     pub fn script_drainer(&mut self, slot: &str, fault: DrainerFault) {
         self.drainer_faults
@@ -529,6 +543,10 @@ impl Fleet {
                         let mut node =
                             Node::new(id, process, slot_name.to_owned(), client, role, engine, now);
                         node.headers = self.headers.clone();
+                        if !self.io_latency.is_zero() {
+                            node.io_latency = self.io_latency;
+                            node.io_rng = Some(self.rng.fork("io"));
+                        }
                         self.stats.lives += 1;
                         self.nodes.insert(id, node);
                         self.clients.insert(client, id);

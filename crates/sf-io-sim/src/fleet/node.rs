@@ -9,7 +9,9 @@ use core::time::Duration;
 use sf_core::durability::BatchTicket;
 use sf_core::engine::{Engine, EngineError, Input, Output};
 use sf_core::errors::SenderError;
-use sf_core::storage::{AppendDecision, AppendError};
+use std::collections::BTreeMap;
+
+use sf_core::storage::{AppendDecision, AppendError, IoId, IoOutcome};
 use sf_core::{Fsn, Instant};
 
 use crate::check::Violation;
@@ -93,6 +95,14 @@ pub struct Node {
     /// than it asked for).
     pub(crate) connect_answers: u64,
     unreadable_send: bool,
+    /// Longest delay of a storage completion (zero: delivered at once).
+    pub(crate) io_latency: Duration,
+    /// Draws the delays.
+    pub(crate) io_rng: Option<SimRng>,
+    /// Storage completions not yet delivered (the disk acted at once; the
+    /// engine hears later), by delivery time and order of issue.
+    io_queue: BTreeMap<(Instant, u64), (IoId, IoOutcome)>,
+    io_seq: u64,
 }
 
 /// What a node needs from the world for one step.
@@ -142,6 +152,10 @@ impl Node {
             connects: 0,
             connect_answers: 0,
             unreadable_send: false,
+            io_latency: Duration::ZERO,
+            io_rng: None,
+            io_queue: BTreeMap::new(),
+            io_seq: 0,
         }
     }
 
@@ -221,6 +235,22 @@ impl Node {
         }
     }
 
+    /// When the next delayed storage completion is due.
+    pub(crate) fn next_io_at(&self) -> Option<Instant> {
+        self.io_queue.keys().next().map(|k| k.0)
+    }
+
+    /// Delivers the storage completions due by now.
+    pub(crate) fn deliver_io(&mut self, cx: &mut Ctx<'_>) {
+        while let Some(entry) = self.io_queue.first_entry() {
+            if entry.key().0 > cx.now || self.engine.is_none() {
+                break;
+            }
+            let (id, outcome) = entry.remove();
+            self.feed(cx, Input::Io { id, outcome });
+        }
+    }
+
     /// Fires the engine's timer if it is due.
     pub(crate) fn fire_timer(&mut self, cx: &mut Ctx<'_>) {
         if self
@@ -246,6 +276,13 @@ impl Node {
             match output {
                 Output::Storage(op) => {
                     let outcome = cx.slot.disk.perform(&op);
+                    if let (false, Some(rng)) = (self.io_latency.is_zero(), self.io_rng.as_mut()) {
+                        let max = u64::try_from(self.io_latency.as_nanos()).unwrap_or(u64::MAX);
+                        let at = now.saturating_add(Duration::from_nanos(rng.below(max)));
+                        self.io_seq += 1;
+                        self.io_queue.insert((at, self.io_seq), (op.id(), outcome));
+                        continue;
+                    }
                     let input = Input::Io {
                         id: op.id(),
                         outcome,

@@ -66,7 +66,13 @@ impl Fleet {
             config.backoff = b;
         }
         let max_drainers = cfg_rng.range_inclusive(1, 4) as usize;
+        let io_latency = match cfg_rng.below(3) {
+            0 => Duration::ZERO,
+            1 => Duration::from_micros(cfg_rng.range_inclusive(10, 500)),
+            _ => Duration::from_millis(cfg_rng.range_inclusive(1, 20)),
+        };
         let mut fleet = Fleet::with_config(seed, options, config, max_drainers);
+        fleet.set_io_latency(io_latency);
         let mut fault_rng = SimRng::new(seed).fork("fleet-faults");
         let quiet = options.faults.is_none() && fault_rng.below(3) == 0;
         let enabled: Vec<FaultKind> = match &options.faults {
@@ -340,15 +346,18 @@ impl Fleet {
     /// Leaves an orphan on slot `name`: a sender in its own process whose
     /// client is partitioned from the start commits `frames` frames of
     /// `rows` rows, then ends per `end` (crash, or close without waiting).
-    /// `false` if the slot could not be opened.
+    /// `false` if the slot could not be opened or not every frame was
+    /// committed.
     pub fn add_orphan(&mut self, name: &str, frames: u32, rows: u32, end: HistoryEnd) -> bool {
         let Some(id) = self.start_history_sender(name, Some(Duration::ZERO), None) else {
             return false;
         };
+        let mut committed = 0;
         for _ in 0..frames {
             if self.append_rows_on(id, rows).is_err() {
                 break;
             }
+            committed += 1;
         }
         let Some(p) = self.nodes.get(&id).map(|n| n.process) else {
             return false;
@@ -364,7 +373,7 @@ impl Fleet {
                 }
             }
         }
-        true
+        committed == frames
     }
 
     /// Starts the main process: its foreground opens slot `slot` with orphan

@@ -31,6 +31,7 @@ impl Fleet {
         };
         for n in self.nodes.values() {
             take(n.engine().and_then(Engine::poll_timeout));
+            take(n.next_io_at());
             if self.autopilot {
                 take(n.producer_wake());
             }
@@ -105,7 +106,10 @@ impl Fleet {
         }
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in &ids {
-            self.with_node(*id, |n, cx| n.fire_timer(cx));
+            self.with_node(*id, |n, cx| {
+                n.deliver_io(cx);
+                n.fire_timer(cx);
+            });
         }
         self.reap();
         self.scheduled(now);
