@@ -11,8 +11,7 @@ use sf_core::storage::Backing;
 use sf_core::{Fsn, Instant};
 
 use crate::check::{CheckStats, CrashLoss, DeliveryLog};
-use crate::disk::{CrashKind, DiskFaults};
-use crate::network::NetFaults;
+use crate::disk::CrashKind;
 use crate::run::{fault_rates, FaultKind, Report, SimOptions, SimStats};
 use crate::workload::random_config;
 use crate::SimRng;
@@ -607,10 +606,5 @@ impl Fleet {
     /// every per-client partition.
     pub fn stop_faults(&mut self) {
         self.start_liveness();
-    }
-
-    /// Faults for the main phase that inject nothing.
-    pub fn quiet_faults() -> (DiskFaults, NetFaults) {
-        (DiskFaults::none(), NetFaults::none())
     }
 }
