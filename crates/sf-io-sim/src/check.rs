@@ -186,8 +186,12 @@ pub struct Checker {
     watermark_unreliable: bool,
     /// What the last `Closed` output of this life said (`Some(true)`: Ok).
     close_ok: Option<bool>,
-    /// A `.ack-watermark` write of this life completed with a failure.
+    /// A `.ack-watermark` write or removal of this life completed with a
+    /// failure (the engine's close counts both as a failed watermark write
+    /// and stops waiting).
     watermark_write_failed: bool,
+    /// `.ack-watermark` removals in flight.
+    pending_watermark_removals: std::collections::BTreeSet<IoId>,
     ledger: BTreeMap<Fsn, FrameRecord>,
     retired: Vec<FrameRecord>,
     violations: Vec<Violation>,
@@ -217,6 +221,7 @@ impl Checker {
             watermark_unreliable: false,
             close_ok: None,
             watermark_write_failed: false,
+            pending_watermark_removals: std::collections::BTreeSet::new(),
             ledger: BTreeMap::new(),
             retired: Vec::new(),
             violations: Vec::new(),
@@ -350,6 +355,11 @@ impl Checker {
                         self.watermark_write_failed = true;
                     }
                 }
+                if self.pending_watermark_removals.remove(id)
+                    && matches!(outcome, IoOutcome::Failed(_))
+                {
+                    self.watermark_write_failed = true;
+                }
             }
             Input::Received(_) | Input::Pong | Input::Timeout => {}
         }
@@ -389,6 +399,9 @@ impl Checker {
                     );
                 }
                 self.pending_watermarks.insert(*id, *fsn);
+            }
+            Output::Storage(StorageOutput::RemoveAckWatermark { id, .. }) => {
+                self.pending_watermark_removals.insert(*id);
             }
             Output::Closed { result, .. } => self.close_ok = Some(result.is_ok()),
             Output::Storage(_) | Output::Ping | Output::Warn(_) | Output::Released => {}
@@ -724,6 +737,7 @@ impl Checker {
         self.watermark_unreliable = false;
         self.close_ok = None;
         self.watermark_write_failed = false;
+        self.pending_watermark_removals.clear();
         self.pending_watermarks.clear();
         self.durable = None;
         self.session = None;
@@ -747,6 +761,7 @@ impl Checker {
         self.crash = None;
         self.close_ok = None;
         self.watermark_write_failed = false;
+        self.pending_watermark_removals.clear();
         self.watermark = None;
         self.pending_watermarks.clear();
         self.durable = None;
@@ -931,6 +946,24 @@ mod tests {
         assert!(c.violations().is_empty(), "{:?}", c.violations());
         let c = clean_close_then_reopen(2, Ok(()), true, Some(Fsn(0)));
         assert!(c.violations().is_empty(), "{:?}", c.violations());
+    }
+
+    #[test]
+    fn s8_clean_close_rule_counts_a_failed_watermark_removal_as_a_failed_write() {
+        let mut c = Checker::new(&files_config(DurabilityMode::Memory));
+        let remove = StorageOutput::RemoveAckWatermark {
+            id: IoId(7),
+            durable: true,
+        };
+        c.on_output(Instant::ZERO, &Output::Storage(remove));
+        c.on_input(
+            Instant::ZERO,
+            &Input::Io {
+                id: IoId(7),
+                outcome: IoOutcome::Failed(sf_core::storage::IoFailure::Io { os_code: Some(5) }),
+            },
+        );
+        assert!(c.watermark_write_failed);
     }
 
     #[test]

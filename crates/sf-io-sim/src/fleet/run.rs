@@ -342,12 +342,6 @@ impl Fleet {
     /// then the report.
     pub fn finish(mut self) -> Report {
         let log = self.delivery_log();
-        let lost: std::collections::BTreeSet<i64> = self
-            .net
-            .lost()
-            .iter()
-            .flat_map(|m| m.tables.iter().flat_map(|t| t.row_ids.iter().copied()))
-            .collect();
         let now = self.now;
         let mut found = Vec::new();
         for (name, s) in self.tree.iter_mut() {
@@ -366,7 +360,9 @@ impl Fleet {
                 }
                 let missing = (0..rec.rows)
                     .map(|i| rec.first_row + i64::from(i))
-                    .find(|r| log.counts.get(r).is_none_or(|c| *c == 0) && !lost.contains(r));
+                    .find(|r| {
+                        log.counts.get(r).is_none_or(|c| *c == 0) && !log.forgotten.contains(r)
+                    });
                 if let Some(row) = missing {
                     found.push(crate::check::Violation {
                         invariant: "C1",
@@ -392,7 +388,9 @@ impl Fleet {
         }
     }
 
-    /// Every row id the servers committed, with how often.
+    /// Every row id the servers committed, with how often, and the rows
+    /// a server restart forgot before making them durable (the client is
+    /// not asked for those; the servers judge durable-ACK mode).
     pub fn delivery_log(&self) -> DeliveryLog {
         let mut log = DeliveryLog::default();
         for m in self.net.accepted() {
@@ -400,6 +398,11 @@ impl Fleet {
                 for &id in &t.row_ids {
                     *log.counts.entry(id).or_insert(0) += 1;
                 }
+            }
+        }
+        for m in self.net.lost() {
+            for t in &m.tables {
+                log.forgotten.extend(t.row_ids.iter().copied());
             }
         }
         log

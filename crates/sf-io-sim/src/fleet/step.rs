@@ -39,8 +39,10 @@ impl Fleet {
         take(self.net.next_event_at());
         for p in self.processes.values() {
             if p.alive {
-                // A reopen waits for the old foreground to be gone.
-                if p.foreground.is_none() {
+                // A reopen waits for the old foreground and its drainers
+                // to be gone (the adapter's close joins its drainers), so
+                // a new scan never runs beside the old scan's drainers.
+                if p.foreground.is_none() && p.drainers.is_empty() {
                     take(p.reopen_at);
                 }
                 // A history end that fired is parked at the end of time.
@@ -157,7 +159,10 @@ impl Fleet {
                     continue;
                 }
             }
-            if pr.reopen_at.is_some_and(|r| r <= now) && pr.foreground.is_none() {
+            if pr.reopen_at.is_some_and(|r| r <= now)
+                && pr.foreground.is_none()
+                && pr.drainers.is_empty()
+            {
                 if let Some(pr) = self.processes.get_mut(&p) {
                     pr.reopen_at = None;
                 }
