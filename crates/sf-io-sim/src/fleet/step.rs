@@ -291,12 +291,24 @@ impl Fleet {
     /// (a drainer's end is reported to its scheduler first, so `.failed`
     /// is written under the lock).
     pub(super) fn reap(&mut self) {
-        let closed: Vec<NodeId> = self
-            .nodes
-            .values()
-            .filter(|n| n.closed.is_some())
-            .map(|n| n.id)
-            .collect();
+        // Reaping a foreground stops its drainers, whose `Closed` may come
+        // at once: reap until none is left, so no closed node lingers with
+        // nothing due to reap it (a reopen waits for the drainers).
+        loop {
+            let closed: Vec<NodeId> = self
+                .nodes
+                .values()
+                .filter(|n| n.closed.is_some())
+                .map(|n| n.id)
+                .collect();
+            if closed.is_empty() {
+                return;
+            }
+            self.reap_nodes(closed);
+        }
+    }
+
+    fn reap_nodes(&mut self, closed: Vec<NodeId>) {
         for id in closed {
             let Some(node) = self.nodes.remove(&id) else {
                 continue;
