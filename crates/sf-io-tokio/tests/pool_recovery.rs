@@ -78,8 +78,9 @@ fn rule6_construction_does_not_wait_for_an_unreachable_server() {
     let c = pool.counters();
     assert_eq!((c.recovered_slots, c.recoveries_given_up), (0, 0), "{c:?}");
     assert_eq!(c.recovering + c.recoveries_queued, 3, "{c:?}");
+    // `created` counts a recovery's sender once it is open (slot locked).
     assert!(
-        pool.wait_for(WAIT, |c| c.recovering == 3),
+        pool.wait_for(WAIT, |c| c.recovering == 3 && c.created == 3),
         "{:?}",
         pool.counters()
     );
@@ -111,7 +112,9 @@ fn rule6_recoveries_run_at_most_the_cap_at_once() {
     let addr = dead_addr();
     let pool = SenderPool::new(&conf(addr, sf.path(), 2, ""), sizes(4)).unwrap();
     assert!(
-        pool.wait_for(WAIT, |c| c.recovering == 2 && c.recoveries_queued == 2),
+        pool.wait_for(WAIT, |c| c.recovering == 2
+            && c.recoveries_queued == 2
+            && c.created == 2),
         "{:?}",
         pool.counters()
     );
