@@ -212,9 +212,12 @@ impl StorageConfig {
     ///
     /// Files: an early reclaim costs a whole fresh segment (a file created
     /// and pre-faulted, a segment of dirtied page cache) every time
-    /// acknowledgements catch up; reclaiming at every catch-up held
-    /// loopback ingest with `sf_dir` to 26–74% of memory mode against the
-    /// ≥ 90% budget (DESIGN §7), half a segment brings it within budget.
+    /// acknowledgements catch up. Reclaiming at every catch-up held
+    /// loopback ingest with `sf_dir` (the `sf_dir_throughput` bench) to
+    /// 39–82% of memory mode at 16/4/1 MiB segments against the ≥ 90%
+    /// budget (DESIGN §7), dirtying 0.9 GiB per 1.2 M rows at 16 MiB;
+    /// from half a segment it measured at or above memory mode (noisy,
+    /// shared machine) with 43 MiB dirtied.
     /// A restart still replays nothing acknowledged (S5's purpose, DESIGN
     /// §6 item 11) without the reclaim: `.ack-watermark` follows every
     /// acknowledgement, is rewritten at open and settled by a clean close,
