@@ -7,6 +7,10 @@
 //! - `seed=N hash=HEX FAIL <invariant> <detail>` (the first broken
 //!   invariant; the detail on one line)
 //!
+//! With `--fleet` each seed runs the multi-engine world instead
+//! (`sf_io_sim::run_fleet_seed`: a foreground sender and its orphan
+//! drainers over one `sf_dir`), with the same line format.
+//!
 //! HEX is the trace hash as 16 lowercase hex digits. With `--trace` each
 //! seed's trace lines go to stderr before its line, so stdout keeps the
 //! contract. Exit 1 when any seed fails (with one `error:` line naming how
@@ -15,7 +19,7 @@
 use std::io::Write;
 use std::ops::Range;
 
-use sf_io_sim::{run_seed, FaultKind, Report, SimOptions};
+use sf_io_sim::{run_fleet_seed, run_seed, FaultKind, Report, SimOptions};
 
 use crate::error::CliError;
 use crate::Outcome;
@@ -36,6 +40,10 @@ pub struct SimArgs {
     /// Print each seed's trace on stderr.
     #[arg(long)]
     trace: bool,
+    /// Run the multi-engine world (a foreground sender and its orphan
+    /// drainers over one `sf_dir`) instead of the single-engine one.
+    #[arg(long)]
+    fleet: bool,
 }
 
 /// `A..B` (B excluded) or `A..=B` (B included).
@@ -92,7 +100,11 @@ pub fn run(args: SimArgs) -> Result<Outcome, CliError> {
     let total = seeds.end - seeds.start;
     let mut failed = 0u64;
     for seed in seeds {
-        let report = run_seed(seed, &options);
+        let report = if args.fleet {
+            run_fleet_seed(seed, &options)
+        } else {
+            run_seed(seed, &options)
+        };
         if args.trace {
             let mut err = std::io::stderr().lock();
             for line in &report.trace {

@@ -76,3 +76,25 @@ fn sim_refuses_an_unknown_fault_and_a_bad_range() {
     assert!(stdout(&out).is_empty());
     assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
 }
+
+#[test]
+fn d1_sim_fleet_prints_the_contract_line_and_replays_the_same_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_in(tmp.path(), &["sim", "--fleet", "--seeds", "1..3"]);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    check_line(lines[0], 1);
+    check_line(lines[1], 2);
+    let all_ok = lines.iter().all(|l| l.ends_with(" ok"));
+    assert_eq!(
+        out.status.success(),
+        all_ok,
+        "exit status follows the verdicts"
+    );
+    let again = run_in(tmp.path(), &["sim", "--fleet", "--seed", "2"]);
+    assert_eq!(stdout(&again), format!("{}\n", lines[1]));
+    // The fleet world is another world: its hash is not the single engine's.
+    let single = run_in(tmp.path(), &["sim", "--seed", "2"]);
+    assert_ne!(stdout(&single), stdout(&again));
+}

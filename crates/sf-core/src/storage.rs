@@ -1413,6 +1413,15 @@ impl Storage {
                 && self.ring.acked <= self.watermark_persisted)
     }
 
+    /// Issues the owed `.ack-watermark` write now (if one is owed and none
+    /// is in flight), even while a failed one waits out its retry backoff:
+    /// a closing engine waits a bounded time for it (S8, W5) and must not
+    /// spend that time on a timer meant for the steady state.
+    pub fn expedite_ack_watermark(&mut self, now: Instant) {
+        self.watermark_retry_at = None;
+        self.drive_watermark(now);
+    }
+
     /// The highest acknowledged FSN.
     pub fn acked_fsn(&self) -> Option<Fsn> {
         self.ring.acked

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod disk;
+pub mod fleet;
 pub mod network;
 pub mod rng;
 pub mod run;
@@ -17,6 +18,7 @@ pub mod world;
 
 pub use check::{Checker, CrashLoss, DeliveryLog, Violation};
 pub use disk::{CrashKind, DiskFaults, DiskStats, SimDisk};
+pub use fleet::{run_fleet_seed, Fleet};
 pub use network::{
     AcceptedMessage, ClientId, ConnectAttempt, ConnectFault, MessageFault, NetEvent, NetFaults,
     NetStats, NetViolation, RejectedMessage, SimNetwork,

@@ -15,7 +15,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use sf_io_sim::{run_seed, FaultKind, Report, SimOptions};
+use sf_io_sim::{run_fleet_seed, run_seed, FaultKind, Report, SimOptions};
 
 /// Seeds in the default CI sweep (and in the determinism check, which runs
 /// each of them twice).
@@ -190,6 +190,67 @@ pub fn run_sweep(seeds: &[u64]) -> Sweep {
         sweep.hashes.push((seed, report.hash));
         if !report.passed() {
             sweep.failures.push((report, options));
+        }
+    }
+    sweep.wall = start.elapsed();
+    sweep
+}
+
+/// Fleet seeds (a foreground sender and its orphan drainers, one
+/// `sf_dir`) in the default CI sweep.
+pub const DEFAULT_FLEET_SEEDS: u64 = 400;
+
+/// The commands that replay fleet seed `seed` (fleet sweeps run the
+/// default options: swarm faults).
+pub fn fleet_replay_commands(seed: u64) -> String {
+    format!(
+        "  QWP_SIM_SEED={seed} cargo test -p sim-tests --test fleet_sweep -- --nocapture\n  cargo run -p sf-cli -- sim --fleet --seed {seed}"
+    )
+}
+
+/// A fleet failure, printed for a human: the seed, how to replay it, the
+/// first violations.
+pub fn describe_fleet_failure(report: &Report) -> String {
+    let mut s = format!(
+        "fleet seed={} FAILED with {} violation(s) (trace hash {:016x}); replay with:\n{}\n",
+        report.seed,
+        report.violations.len(),
+        report.hash,
+        fleet_replay_commands(report.seed)
+    );
+    for v in report.violations.iter().take(8) {
+        s.push_str(&format!("  {v}\n"));
+    }
+    if report.violations.len() > 8 {
+        s.push_str(&format!("  … {} more\n", report.violations.len() - 8));
+    }
+    s.push_str(&format!(
+        "  faults: {:?}\n  config: {}\n",
+        report
+            .stats
+            .faults
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>(),
+        report.stats.config
+    ));
+    s
+}
+
+/// Runs every fleet seed with the default options.
+pub fn run_fleet_sweep(seeds: &[u64]) -> Sweep {
+    let start = Instant::now();
+    let mut sweep = Sweep::default();
+    let options = SimOptions::default();
+    for &seed in seeds {
+        let report = run_fleet_seed(seed, &options);
+        sweep.seeds += 1;
+        sweep.virtual_time += report.stats.virtual_time;
+        sweep.rows += report.stats.rows;
+        sweep.crashes += report.stats.process_crashes + report.stats.host_crashes;
+        sweep.hashes.push((seed, report.hash));
+        if !report.passed() {
+            sweep.failures.push((report, options.clone()));
         }
     }
     sweep.wall = start.elapsed();

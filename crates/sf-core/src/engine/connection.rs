@@ -67,7 +67,9 @@ pub(crate) enum Conn {
     Up(Box<Session>),
     /// A terminal error is latched: no more connects, no more sends.
     Halted,
-    /// `close()` finished: everything is released.
+    /// `close()` is done with the connection: its drain is over (the
+    /// engine may still be waiting for the owed `.ack-watermark` write) or
+    /// everything is released. Nothing connects again.
     Released,
 }
 
@@ -94,7 +96,8 @@ pub enum ConnectionState {
     },
     /// Halted by a terminal error.
     Halted,
-    /// Closed and released.
+    /// Closed: the connection is gone for good (the slot is released, or
+    /// is released once the owed `.ack-watermark` write settles).
     Released,
 }
 

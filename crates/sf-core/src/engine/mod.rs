@@ -25,7 +25,14 @@
 //! * W5: every wait has a deadline in [`Engine::poll_timeout`]: the connect
 //!   (`connect_timeout`), the backoff sleep, the in-flight window
 //!   (`ack_timeout`), pending durable confirmations (keepalive), the append
-//!   at the cap (`sf_append_deadline_millis`), and the close drain.
+//!   at the cap (`sf_append_deadline_millis`), the close drain, and the
+//!   close's wait for the owed `.ack-watermark` write
+//!   ([`CLOSE_WATERMARK_WAIT`]).
+//! * S8 at close: every `close()`, draining or not, closes the connection
+//!   and then waits for `.ack-watermark` to record what is acknowledged
+//!   (issuing the write if it is owed) before it releases the slot, so a
+//!   reopen does not replay acknowledged frames. Adapters never wait for
+//!   the watermark themselves.
 //! * D1: no clock, no global randomness (jitter comes from the seed), no
 //!   hash-order iteration reaches an output.
 
@@ -38,6 +45,7 @@ pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL,
 };
 pub use connection::ConnectionState;
+pub use lifecycle::CLOSE_WATERMARK_WAIT;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -63,7 +71,7 @@ use crate::storage::{
 use crate::{Fsn, Instant, WireSeq};
 
 use connection::{Conn, Session};
-use lifecycle::{drain_end, fully_acked, DrainEnd, Lifecycle};
+use lifecycle::{drain_end, fully_acked, DrainEnd, Lifecycle, Settle};
 
 /// Close code the engine asks for when it ends a connection normally
 /// (`close()`, HALT).
@@ -757,7 +765,12 @@ impl Engine {
         if let Lifecycle::Draining { deadline } = self.lifecycle {
             let halted = self.errors.terminal().is_some();
             if let Some(end) = drain_end(&self.storage, halted, deadline, now) {
-                self.release(now, end);
+                self.begin_settle(now, end, deadline);
+            }
+        }
+        if let Lifecycle::Settling(settle) = self.lifecycle {
+            if settle.is_over(&self.storage, now) {
+                self.release(now, settle.end);
             }
         }
         self.refresh_inbox_counts();
@@ -897,6 +910,22 @@ impl Engine {
         }
     }
 
+    /// Ends the drain (or its skipping) as `end`: closes the connection so
+    /// the acknowledged FSN stops moving, issues the owed `.ack-watermark`
+    /// write at once (a retry backoff left from an earlier failure is not
+    /// waited out), and starts the bounded wait for it (S8, W5). `drive`
+    /// releases as soon as the wait is over, within the same call when
+    /// nothing is owed.
+    fn begin_settle(&mut self, now: Instant, end: DrainEnd, drain_deadline: Instant) {
+        self.close_socket();
+        if !matches!(self.conn, Conn::Halted) {
+            self.conn = Conn::Released;
+        }
+        self.storage.expedite_ack_watermark(now);
+        self.lifecycle =
+            Lifecycle::Settling(Settle::begin(&self.storage, end, drain_deadline, now));
+    }
+
     /// Releases the slot: closes the socket, flushes the inbox and pending
     /// storage requests into the queue, then `Released` and `Closed` (C2).
     fn release(&mut self, _now: Instant, end: DrainEnd) {
@@ -981,8 +1010,10 @@ impl Engine {
             }
             Conn::Halted | Conn::Released => {}
         }
-        if let Lifecycle::Draining { deadline } = self.lifecycle {
-            take(Some(deadline));
+        match self.lifecycle {
+            Lifecycle::Draining { deadline } => take(Some(deadline)),
+            Lifecycle::Settling(settle) => take(Some(settle.deadline)),
+            Lifecycle::Open | Lifecycle::Released => {}
         }
         t
     }
@@ -1072,7 +1103,12 @@ impl Engine {
     /// Starts `close()` (C2). With `close_flush_timeout` set and no terminal
     /// error latched, drains until everything published is acknowledged or
     /// the timeout passes; with `None` (`0`/`-1`), or with a terminal error
-    /// already latched (the pre-drain check), releases at once. The outcome
+    /// already latched (the pre-drain check), skips the drain. Either way it
+    /// then closes the connection and waits for the owed `.ack-watermark`
+    /// write of what is acknowledged (S8), up to
+    /// `max(drain deadline, drain end + `[`CLOSE_WATERMARK_WAIT`]`)`, and
+    /// ends that wait early on the write's completion or failure (W5). A
+    /// close that owes no write releases within this call. The outcome
     /// arrives as [`Output::Released`] then [`Output::Closed`], whose result
     /// is the latched terminal error if any. A second call is refused.
     pub fn close(&mut self, now: Instant) -> Result<(), EngineError> {
@@ -1093,7 +1129,8 @@ impl Engine {
                 } else {
                     DrainEnd::Halted
                 };
-                self.release(now, end);
+                self.begin_settle(now, end, now);
+                self.drive(now);
             }
         }
         Ok(())
@@ -1111,9 +1148,13 @@ impl Engine {
         self.lifecycle == Lifecycle::Released
     }
 
-    /// Whether `close()` is draining.
+    /// Whether `close()` was called and has not released the slot yet:
+    /// it is draining or waiting for the owed `.ack-watermark` write.
     pub fn is_closing(&self) -> bool {
-        matches!(self.lifecycle, Lifecycle::Draining { .. })
+        matches!(
+            self.lifecycle,
+            Lifecycle::Draining { .. } | Lifecycle::Settling(_)
+        )
     }
 
     /// The storage half, for inspection.

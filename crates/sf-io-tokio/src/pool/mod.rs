@@ -7,17 +7,25 @@
 //!   `[0, max)`, lowest free first (`sf_core::pool_slots`), so a restarted
 //!   pool re-adopts the same directories (item 17).
 //! * An index goes back to the free set only once its sender's slot lock is
-//!   seen released after close; an index whose lock is still held is
-//!   retired: the capacity shrinks, a WARN names the slot, and
-//!   [`PoolCounters::retired`] counts it (item 18).
-//! * A borrow whose build fails settles the index it reserved the same way
-//!   (freed, or retired if someone else holds that slot).
+//!   seen released after close (item 18). Who still holds it decides the
+//!   rest (`sf_core::pool_slots::SlotAllocator::settle`):
+//!   - held by this process (`.lock.pid` names our PID): our sender failed
+//!     to let go, so the index is retired: the capacity shrinks, a WARN
+//!     names the slot, and [`PoolCounters::retired`] counts it;
+//!   - held by another process (say a sender with `drain_orphans=on` that
+//!     adopted a reaped slot as an orphan and drains it): the index is
+//!     *busy elsewhere* ([`PoolCounters::busy_elsewhere`]): not lent, not
+//!     retired, and re-probed when a borrow finds no free index and by the
+//!     reaper every [`BUSY_REPROBE_INTERVAL`], until its lock is free.
+//! * A borrow whose build fails settles the index it reserved the same way.
 //! * A sender whose flush ever failed, or that is halted, is closed and
 //!   discarded on return, never lent again with its rows (item 21). Rows a
 //!   borrower left unflushed are flushed on return.
 //! * At construction the pool recovers its in-range slots that hold
 //!   segments and are not locked: build, wait for the acknowledgements (up
-//!   to `close_flush_timeout_millis`), close, free. Best effort: an
+//!   to `close_flush_timeout_millis`), close, free. The close itself waits
+//!   for the `.ack-watermark` of what was acknowledged (the engine's rule,
+//!   S8), so the next sender on that slot replays nothing. Best effort: an
 //!   unreachable server leaves the data on disk (item 20).
 //! * With `drain_orphans=on` the pool runs orphan drainers over `sf_dir`
 //!   excluding exactly its managed indices, so slots of the same base with
@@ -44,9 +52,9 @@ use std::time::{Duration, Instant};
 
 use sf_core::config::Config;
 use sf_core::orphans::{judge, pool_lock_id, OwnSlots, Verdict};
-use sf_core::pool_slots::{pooled_sender_id, SlotAllocator, SlotIndex};
+use sf_core::pool_slots::{pooled_sender_id, Settled, SlotAllocator, SlotIndex, SlotLockProbe};
 
-use crate::fs::{lock_holder, LockError, LockProbe, SlotLock};
+use crate::fs::{lock_holder, LockError, LockHolder, LockProbe, SlotLock};
 use crate::orphan::{DrainerCounters, DrainerEvent, DrainerListener, OrphanDrainers};
 use crate::sender::{Error, Sender, SenderBuilder};
 
@@ -123,8 +131,12 @@ pub struct PoolCounters {
     pub created: u64,
     /// Senders closed and dropped on return (failed flush, halted).
     pub discarded: u64,
-    /// Indices retired because their lock was still held after close.
+    /// Indices retired because this process still held their lock after
+    /// close.
     pub retired: u64,
+    /// Indices whose lock another process holds now: kept out of use
+    /// (not retired) until a re-probe finds the lock free.
+    pub busy_elsewhere: u32,
     /// Borrows whose sender could not be built.
     pub build_failures: u64,
     /// Borrows that timed out.
@@ -140,6 +152,22 @@ pub struct PoolCounters {
 /// A hook run after a pooled sender closed, with its slot directory
 /// (tests use it to stand in for an owner that still holds the lock).
 type AfterClose = Arc<dyn Fn(&Path) + Send + Sync + 'static>;
+
+/// Whether a lock holder named by `.lock.pid` is this process (a seam:
+/// tests stand in for another process, which one process cannot fake by
+/// PID).
+type HolderIsUs = Arc<dyn Fn(LockHolder) -> bool + Send + Sync + 'static>;
+
+/// How often the reaper re-probes the indices busy elsewhere (a borrow
+/// that finds no free index re-probes them at once).
+pub const BUSY_REPROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The default [`HolderIsUs`]: `.lock.pid` names our PID. An unknown
+/// holder (no PID written yet) is not us: our sender writes its PID right
+/// after it takes the lock, and closed before the probe.
+fn holder_is_this_process(holder: LockHolder) -> bool {
+    holder == LockHolder::Pid(std::process::id())
+}
 
 struct Idle {
     sender: Sender,
@@ -174,6 +202,7 @@ struct PoolInner {
     cond: Condvar,
     stats: Stats,
     after_close: Option<AfterClose>,
+    holder_is_us: HolderIsUs,
 }
 
 impl PoolInner {
@@ -222,37 +251,88 @@ impl PoolInner {
         self.cond.notify_all();
     }
 
-    /// Returns `index` to the free set if its slot lock is released, or
-    /// retires it (item 18). Call with the sender closed.
-    fn settle(&self, index: SlotIndex) {
-        let held = match self.slot_dir(index) {
-            None => None,
-            Some(dir) => match lock_holder(&dir) {
-                Ok(LockProbe::Free | LockProbe::NeverLocked) => None,
-                Ok(LockProbe::Held(h)) => Some((dir, format!("held by {h}"))),
-                // Unproven release is no release: never risk two owners.
-                Err(e) => Some((dir, format!("cannot probe the lock: {e}"))),
-            },
+    /// Probes the slot lock of `index`: free, held by this process, or
+    /// held by another one (with a description for the log).
+    fn probe(&self, index: SlotIndex) -> (SlotLockProbe, String) {
+        let Some(dir) = self.slot_dir(index) else {
+            return (SlotLockProbe::Free, String::new());
         };
+        match lock_holder(&dir) {
+            Ok(LockProbe::Free | LockProbe::NeverLocked) => (SlotLockProbe::Free, String::new()),
+            Ok(LockProbe::Held(h)) if (self.holder_is_us)(h) => (
+                SlotLockProbe::HeldByUs,
+                format!("held by this process ({h})"),
+            ),
+            Ok(LockProbe::Held(h)) => (
+                SlotLockProbe::HeldByOther,
+                format!("held by another process ({h})"),
+            ),
+            // Unproven release is no release: never risk two owners. Not
+            // proof of our own leak either, so re-probed, not retired.
+            Err(e) => (
+                SlotLockProbe::HeldByOther,
+                format!("not provably free (cannot probe the lock: {e})"),
+            ),
+        }
+    }
+
+    /// Returns `index` to the free set if its slot lock is released, or
+    /// retires it if this process still holds it (item 18), or marks it
+    /// busy elsewhere if another process does. Call with the sender closed.
+    fn settle(&self, index: SlotIndex) {
+        let (probe, why) = self.probe(index);
         let mut g = self.lock();
-        let r = match &held {
-            None => g.alloc.release(index),
-            Some((dir, why)) => {
+        match g.alloc.settle(index, probe) {
+            Ok(Settled::Freed) => {}
+            Ok(Settled::Retired) => {
                 tracing::warn!(
-                    slot = %dir.display(),
+                    slot = ?self.slot_dir(index),
                     "sender pool: slot index {index} retired, its lock is still {why} after close; \
                      capacity is now {}",
-                    g.alloc.capacity().saturating_sub(1)
+                    g.alloc.capacity()
                 );
                 self.stats.retired.fetch_add(1, Ordering::Relaxed);
-                g.alloc.retire(index)
             }
-        };
-        if let Err(e) = r {
-            tracing::error!("sender pool bookkeeping: {e}");
+            Ok(Settled::BusyElsewhere) => {
+                tracing::warn!(
+                    slot = ?self.slot_dir(index),
+                    "sender pool: slot index {index} is busy, its lock is {why}; \
+                     not lent until the lock is free"
+                );
+            }
+            Err(e) => tracing::error!("sender pool bookkeeping: {e}"),
         }
         drop(g);
         self.cond.notify_all();
+    }
+
+    /// Re-probes the indices busy elsewhere and frees the ones whose lock
+    /// is free now. Returns how many came back. The probe runs under the
+    /// state lock on purpose: a probe briefly takes the slot lock itself,
+    /// so it must not race a borrow that reserved the same index in the
+    /// meantime and is building its sender (the build would find the lock
+    /// held). Busy indices are rare and a probe is a few syscalls.
+    fn reprobe_busy(&self, g: &mut MutexGuard<'_, State>) -> u32 {
+        let busy: Vec<SlotIndex> = g.alloc.busy_elsewhere().collect();
+        let mut freed = 0;
+        for index in busy {
+            let (probe, _) = self.probe(index);
+            match g.alloc.recheck(index, probe) {
+                Ok(true) => {
+                    freed += 1;
+                    tracing::info!(
+                        slot = ?self.slot_dir(index),
+                        "sender pool: slot index {index} is free again"
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!("sender pool bookkeeping: {e}"),
+            }
+        }
+        if freed > 0 {
+            self.cond.notify_all();
+        }
+        freed
     }
 
     /// Closes `sender` (bounded by its close timeout) and settles `index`.
@@ -327,6 +407,7 @@ pub struct SenderPoolBuilder {
     sizes: PoolConfig,
     listener: Option<DrainerListener>,
     after_close: Option<AfterClose>,
+    holder_is_us: Option<HolderIsUs>,
 }
 
 impl core::fmt::Debug for SenderPoolBuilder {
@@ -349,6 +430,18 @@ impl SenderPoolBuilder {
     #[doc(hidden)]
     pub fn after_sender_close(mut self, f: impl Fn(&Path) + Send + Sync + 'static) -> Self {
         self.after_close = Some(Arc::new(f));
+        self
+    }
+
+    /// Test seam: decides whether a slot lock holder named by `.lock.pid`
+    /// is this process (default: it names our PID), so a test can stand in
+    /// for another process's sender from inside this one.
+    #[doc(hidden)]
+    pub fn lock_holder_is_us(
+        mut self,
+        f: impl Fn(LockHolder) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.holder_is_us = Some(Arc::new(f));
         self
     }
 
@@ -393,6 +486,9 @@ impl SenderPoolBuilder {
             cond: Condvar::new(),
             stats: Stats::default(),
             after_close: self.after_close,
+            holder_is_us: self
+                .holder_is_us
+                .unwrap_or_else(|| Arc::new(holder_is_this_process)),
         });
         recover_in_range(&inner);
         let drainers = match &inner.slots {
@@ -436,6 +532,7 @@ impl SenderPool {
             sizes,
             listener: None,
             after_close: None,
+            holder_is_us: None,
         }
     }
 
@@ -478,6 +575,11 @@ impl SenderPool {
                     }
                 };
             }
+            // No free index: one busy in another process may be free by
+            // now (nothing notifies us when an outsider lets go).
+            if g.alloc.busy_elsewhere_count() > 0 && inner.reprobe_busy(&mut g) > 0 {
+                continue;
+            }
             let now = Instant::now();
             if now >= deadline {
                 inner.stats.borrow_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -487,9 +589,15 @@ impl SenderPool {
                     capacity: g.alloc.capacity(),
                 });
             }
+            // Woken by returns; while indices are busy elsewhere, also
+            // after a short while to re-probe them.
+            let mut wait = deadline - now;
+            if g.alloc.busy_elsewhere_count() > 0 {
+                wait = wait.min(BORROW_REPROBE_INTERVAL);
+            }
             g = inner
                 .cond
-                .wait_timeout(g, deadline - now)
+                .wait_timeout(g, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -518,6 +626,7 @@ impl SenderPool {
             created: s.created.load(Ordering::Relaxed),
             discarded: s.discarded.load(Ordering::Relaxed),
             retired: s.retired.load(Ordering::Relaxed),
+            busy_elsewhere: g.alloc.busy_elsewhere_count(),
             build_failures: s.build_failures.load(Ordering::Relaxed),
             borrow_timeouts: s.borrow_timeouts.load(Ordering::Relaxed),
             recovered_slots: s.recovered_slots.load(Ordering::Relaxed),
@@ -699,21 +808,13 @@ fn recover_in_range(inner: &Arc<PoolInner>) {
             }
             Ok(s) => {
                 inner.stats.created.fetch_add(1, Ordering::Relaxed);
+                // The close below (drainer config: no drain) still waits
+                // for the `.ack-watermark` of what is acknowledged (the
+                // engine's S8 rule), so the next sender on this slot does
+                // not replay the recovered frames.
                 let drained = match s.counters().published_fsn {
                     None => true,
-                    // Released only once the watermark covers the drained
-                    // frames, so the next sender on this slot does not
-                    // replay them (S8; this sender has the drainer
-                    // config, whose close skips the drain and with it the
-                    // wait for the last watermark write).
-                    Some(p) => {
-                        s.wait_acked(p, wait).is_ok()
-                            && (s.wait_watermark(p, WATERMARK_WAIT)
-                                || {
-                                    tracing::warn!(slot = %slot.display(), "sender pool: the ack watermark did not reach FSN {} before release", p.get());
-                                    true
-                                })
-                    }
+                    Some(p) => s.wait_acked(p, wait).is_ok(),
                 };
                 if drained {
                     inner.stats.recovered_slots.fetch_add(1, Ordering::Relaxed);
@@ -725,10 +826,6 @@ fn recover_in_range(inner: &Arc<PoolInner>) {
         }
     }
 }
-
-/// How long construction-time recovery waits for the `.ack-watermark` to
-/// cover a drained slot before releasing it.
-const WATERMARK_WAIT: Duration = Duration::from_secs(2);
 
 /// Builds `min` idle senders, best effort.
 fn prefill(inner: &Arc<PoolInner>) {
@@ -755,9 +852,15 @@ fn prefill(inner: &Arc<PoolInner>) {
 /// than `min` senders exist.
 fn reap(inner: &Arc<PoolInner>) {
     let mut g = inner.lock();
+    let mut next_reprobe = later(Instant::now(), BUSY_REPROBE_INTERVAL);
     loop {
         if g.closed {
             return;
+        }
+        if g.alloc.busy_elsewhere_count() > 0 && Instant::now() >= next_reprobe {
+            inner.reprobe_busy(&mut g);
+            next_reprobe = later(Instant::now(), BUSY_REPROBE_INTERVAL);
+            continue;
         }
         let now = Instant::now();
         let mut expired = Vec::new();
@@ -780,12 +883,15 @@ fn reap(inner: &Arc<PoolInner>) {
             g = inner.lock();
             continue;
         }
-        let wait = g
+        let mut wait = g
             .idle
             .first()
             .map(|i| later(i.since, inner.sizes.idle_timeout).saturating_duration_since(now))
-            .unwrap_or(inner.sizes.idle_timeout)
-            .max(Duration::from_millis(1));
+            .unwrap_or(inner.sizes.idle_timeout);
+        if g.alloc.busy_elsewhere_count() > 0 {
+            wait = wait.min(next_reprobe.saturating_duration_since(now));
+        }
+        let wait = wait.max(Duration::from_millis(1));
         g = inner
             .cond
             .wait_timeout(g, wait)
@@ -793,6 +899,10 @@ fn reap(inner: &Arc<PoolInner>) {
             .0;
     }
 }
+
+/// How often a borrow that waits for a sender re-probes the indices busy
+/// elsewhere.
+const BORROW_REPROBE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// `at + d`, or a year from `at` when that is not representable.
 fn later(at: Instant, d: Duration) -> Instant {

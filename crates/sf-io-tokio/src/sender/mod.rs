@@ -527,6 +527,10 @@ impl Sender {
     /// Waits up to `timeout` until the `.ack-watermark` on disk covers
     /// `fsn`, so that a reopen of the slot starts after it; `false` when it
     /// did not (memory mode, a failed write, the sender closed).
+    ///
+    /// Redundant since the engine's `close()` settles the owed watermark
+    /// write itself (S8, `CLOSE_WATERMARK_WAIT`); the orphan drainer is its
+    /// last user and drops it when the `drains` branch lands.
     pub(crate) fn wait_watermark(&self, fsn: Fsn, timeout: Duration) -> bool {
         let shared = Arc::clone(&self.shared);
         blocking(move || {
@@ -561,7 +565,11 @@ impl Sender {
 
     /// Flushes the pending rows, then closes (C2): drains until everything
     /// published is acknowledged or `close_flush_timeout_millis` passes
-    /// (`0`/`-1` skip the drain), always releases the slot lock and the
+    /// (`0`/`-1` skip the drain), then, drained or not, waits for the
+    /// `.ack-watermark` write of what is acknowledged so a reopen does not
+    /// replay it (the engine's rule, bounded by
+    /// [`sf_core::engine::CLOSE_WATERMARK_WAIT`] past the drain; immediate
+    /// when nothing is owed), always releases the slot lock and the
     /// mappings, and returns the latched terminal error if there is one.
     pub fn close(mut self) -> Result<()> {
         self.close_inner()
