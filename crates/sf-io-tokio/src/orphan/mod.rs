@@ -221,11 +221,6 @@ impl core::fmt::Debug for OrphanDrainers {
 /// owner asked it to stop (the ack wait itself ends on progress at once).
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
-/// How long a drainer that finished waits for the `.ack-watermark` to cover
-/// everything before it releases the slot (checking its owner's stop flag
-/// every [`STOP_CHECK`]).
-const WATERMARK_WAIT: Duration = Duration::from_secs(2);
-
 impl OrphanDrainers {
     /// Scans `config`'s `sf_dir` for orphans of `own` and starts up to
     /// `max_background_drainers` drainer threads over them. Without
@@ -560,13 +555,9 @@ fn drain_one(s: &DrainShared, name: &str, slot: &Path) -> Ended {
                 // A drained slot keeps its acknowledged active segment, so
                 // the next scan adopts it again; only a watermark that
                 // covers everything keeps that drain from replaying
-                // acknowledged frames (S8). A drainer closes without a
-                // drain wait (so that its owner's close stops it at once),
-                // and a close that skips the drain does not wait for the
-                // last watermark write, so wait for it here.
-                if !wait_watermark(s, &sender, target) {
-                    tracing::warn!(slot = %slot.display(), "orphan drainer: the ack watermark did not reach FSN {} before release; a later drain may replay acknowledged frames", target.get());
-                }
+                // acknowledged frames (S8). The close settles the owed
+                // watermark write before it releases the lock (bounded by
+                // the engine's CLOSE_WATERMARK_WAIT), so no wait here.
                 return finish(sender);
             }
             Err(Error::AckTimeout { .. }) => continue,
@@ -575,25 +566,6 @@ fn drain_one(s: &DrainShared, name: &str, slot: &Path) -> Ended {
                 let _ = sender.close();
                 return Ended::Stopped(e.to_string());
             }
-        }
-    }
-}
-
-/// Waits up to [`WATERMARK_WAIT`] for the `.ack-watermark` to cover
-/// `target`, in [`STOP_CHECK`] steps so that the owner's stop is not held
-/// up by it; `false` when it did not (or the owner stopped).
-fn wait_watermark(s: &DrainShared, sender: &Sender, target: Fsn) -> bool {
-    let deadline = std::time::Instant::now() + WATERMARK_WAIT;
-    loop {
-        if s.stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        if sender.wait_watermark(target, left.min(STOP_CHECK)) {
-            return true;
         }
     }
 }

@@ -524,35 +524,6 @@ impl Sender {
         Ok(true)
     }
 
-    /// Waits up to `timeout` until the `.ack-watermark` on disk covers
-    /// `fsn`, so that a reopen of the slot starts after it; `false` when it
-    /// did not (memory mode, a failed write, the sender closed).
-    ///
-    /// Redundant since the engine's `close()` settles the owed watermark
-    /// write itself (S8, `CLOSE_WATERMARK_WAIT`); the orphan drainer is its
-    /// last user and drops it when the `drains` branch lands.
-    pub(crate) fn wait_watermark(&self, fsn: Fsn, timeout: Duration) -> bool {
-        let shared = Arc::clone(&self.shared);
-        blocking(move || {
-            let deadline = deadline_after(timeout);
-            let mut g = shared.lock();
-            loop {
-                if g.engine
-                    .storage()
-                    .watermark_persisted()
-                    .is_some_and(|w| w >= fsn)
-                {
-                    return true;
-                }
-                let now = std::time::Instant::now();
-                if now >= deadline || g.closed.is_some() {
-                    return false;
-                }
-                g = shared.wait_timeout(g, deadline - now);
-            }
-        })
-    }
-
     /// Stops the orphan drainers (their data stays on disk, their locks
     /// are released).
     fn stop_drainers(&mut self) {
