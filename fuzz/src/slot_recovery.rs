@@ -299,6 +299,11 @@ fn refused(e: RecoveryError) -> Outcome {
         RecoveryError::Overlap { .. } => "refused/overlap",
         RecoveryError::FsnOverflow { .. } => "refused/fsn_overflow",
         RecoveryError::GenerationExhausted => "refused/generation_exhausted",
+        // Raised by the adapter's listing for a segment name that is not a
+        // regular file; every entry this harness lists is a file.
+        RecoveryError::NotAFile { .. } => {
+            panic!("recovery: not-a-file refusal although every entry is a regular file")
+        }
     }
 }
 

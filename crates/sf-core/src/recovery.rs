@@ -342,6 +342,28 @@ pub enum RecoveryWarning {
     },
 }
 
+/// What a directory entry named like a segment is, when it is not a
+/// regular file ([`RecoveryError::NotAFile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonFileKind {
+    /// A directory.
+    Directory,
+    /// A symbolic link (never followed: a segment is the slot's own file).
+    Symlink,
+    /// Anything else: a FIFO, a socket, a device.
+    Special,
+}
+
+impl core::fmt::Display for NonFileKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            NonFileKind::Directory => "a directory",
+            NonFileKind::Symlink => "a symbolic link",
+            NonFileKind::Special => "a special file",
+        })
+    }
+}
+
 /// Why recovery refuses to open the slot (S3). Nothing was changed on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RecoveryError {
@@ -358,6 +380,16 @@ pub enum RecoveryError {
         name: String,
         /// The adapter's error.
         reason: String,
+    },
+    /// An entry named like a segment is not a regular file (a directory,
+    /// a symbolic link, a FIFO, ...): the slot is structurally broken and
+    /// refused on every attempt until an operator repairs it.
+    #[error("segment {name} is not a regular file but {kind}")]
+    NotAFile {
+        /// The file name.
+        name: String,
+        /// What the entry is instead.
+        kind: NonFileKind,
     },
     /// A segment could not be read.
     #[error("cannot read segment {name}: {reason}")]
@@ -455,8 +487,10 @@ impl RecoveryError {
     /// reads that do not match the plan), which says nothing about the
     /// bytes on disk. A permanent refusal is about the bytes themselves
     /// (corruption, a header this build does not understand, headerless
-    /// data, FSN gaps, overlaps or overflow, exhausted generations): the
-    /// same slot is refused again on every attempt. An orphan drainer
+    /// data, FSN gaps, overlaps or overflow, exhausted generations) or
+    /// about the slot's structure (an entry named like a segment that is
+    /// not a regular file): the same slot is refused again on every
+    /// attempt. An orphan drainer
     /// gives up on a slot (`.failed`) only for a permanent refusal.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -465,7 +499,8 @@ impl RecoveryError {
             | RecoveryError::ReadFailed { .. }
             | RecoveryError::ReadCountMismatch { .. }
             | RecoveryError::SizeMismatch { .. } => true,
-            RecoveryError::HeaderNotUnderstood { .. }
+            RecoveryError::NotAFile { .. }
+            | RecoveryError::HeaderNotUnderstood { .. }
             | RecoveryError::HeaderlessData { .. }
             | RecoveryError::Corrupt { .. }
             | RecoveryError::Gap { .. }

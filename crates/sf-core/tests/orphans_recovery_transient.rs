@@ -74,6 +74,10 @@ fn s5_2_refusals_about_the_bytes_are_permanent() {
         },
         RecoveryError::FsnOverflow { name: name() },
         RecoveryError::GenerationExhausted,
+        RecoveryError::NotAFile {
+            name: name(),
+            kind: sf_core::recovery::NonFileKind::Directory,
+        },
     ];
     for e in permanent {
         assert!(!e.is_transient(), "{e}");

@@ -70,10 +70,16 @@ pub fn random_config(rng: &mut SimRng) -> EngineConfig {
     let files = rng.below(4) != 0;
     let segment_bytes = *rng.pick(&[1024u64, 4096, 16384, 65536]).unwrap_or(&4096);
     let segments_in_cap = rng.range_inclusive(1, 8);
+    let defaults = if files {
+        StorageConfig::files()
+    } else {
+        StorageConfig::memory()
+    }
+    .with_segment_bytes(segment_bytes);
+    let deadline_ms = rng.range_inclusive(200, 10_000);
     let storage = StorageConfig {
-        segment_bytes,
         max_total_bytes: segment_bytes * segments_in_cap,
-        append_deadline: Duration::from_millis(rng.range_inclusive(200, 10_000)),
+        append_deadline: Duration::from_millis(deadline_ms),
         durability: if files {
             *rng.pick(&[
                 DurabilityMode::Memory,
@@ -85,11 +91,20 @@ pub fn random_config(rng: &mut SimRng) -> EngineConfig {
             DurabilityMode::Memory
         },
         spares: rng.range_inclusive(1, 2) as usize,
-        ..if files {
-            StorageConfig::files()
-        } else {
-            StorageConfig::memory()
-        }
+        // Files: every S5 early-reclaim policy, the default (half a
+        // segment) for half the seeds, at once and only at rotation for a
+        // quarter each. Memory keeps its default (only at rotation).
+        // Picked by the deadline's low bits (uniform, unused elsewhere)
+        // rather than by a fresh draw, so every seed keeps the rest of its
+        // configuration; residues 5 and 7 reclaim at once, the policy
+        // every file-backed seed had before, which the seeds kept in
+        // `tests/world_regressions.rs` need to replay the bugs they found.
+        reclaim_min_bytes: match (files, deadline_ms % 8) {
+            (true, 5 | 7) => 0,
+            (true, 0 | 1) => u64::MAX,
+            _ => defaults.reclaim_min_bytes,
+        },
+        ..defaults
     };
     let hosts = NonZeroUsize::new(rng.range_inclusive(1, 3) as usize).unwrap_or(NonZeroUsize::MIN);
     let mut c = EngineConfig::new(storage, hosts);
@@ -221,6 +236,32 @@ mod tests {
             let c = random_config(&mut rng);
             assert!(c.storage.validate().is_ok(), "{c:?}");
         }
+    }
+
+    /// S5: the swarm runs file-backed slots under every early-reclaim
+    /// policy (at once, from half a segment, only at rotation) and memory
+    /// backing at its default only.
+    #[test]
+    fn s5_swarm_covers_every_reclaim_policy_for_files() {
+        let mut rng = SimRng::new(5);
+        let (mut zero, mut half, mut never) = (0, 0, 0);
+        for _ in 0..400 {
+            let c = random_config(&mut rng);
+            let s = &c.storage;
+            match (s.backing, s.reclaim_min_bytes) {
+                (Backing::Memory, r) => assert_eq!(r, u64::MAX, "{c:?}"),
+                (Backing::Files, 0) => zero += 1,
+                (Backing::Files, u64::MAX) => never += 1,
+                (Backing::Files, r) => {
+                    assert_eq!(r, s.segment_bytes / 2, "{c:?}");
+                    half += 1;
+                }
+            }
+        }
+        assert!(
+            zero > 20 && half > 100 && never > 20,
+            "{zero} {half} {never}"
+        );
     }
 
     #[test]

@@ -189,9 +189,9 @@ fn s3_a_directory_under_a_segment_name_refuses_the_slot() {
     std::fs::create_dir(slot.join("sf-0000000000000001.sfa")).unwrap();
     let before = snapshot(&slot);
     match refusal(open_slot(sf.path(), "s")) {
-        RecoveryError::SizeUnreadable { name, reason } => {
+        RecoveryError::NotAFile { name, kind } => {
             assert_eq!(name, "sf-0000000000000001.sfa");
-            assert!(reason.contains("a directory"), "{reason}");
+            assert_eq!(kind, sf_core::recovery::NonFileKind::Directory);
         }
         other => panic!("{other:?}"),
     }
@@ -213,8 +213,9 @@ fn s3_a_symlink_under_a_segment_name_refuses_the_slot() {
     )
     .unwrap();
     match refusal(open_slot_dir(&slot)) {
-        RecoveryError::SizeUnreadable { reason, .. } => {
-            assert!(reason.contains("symbolic link"), "{reason}")
+        e @ RecoveryError::NotAFile { .. } => {
+            assert!(e.to_string().contains("symbolic link"), "{e}");
+            assert!(!e.is_transient(), "structurally broken: permanent");
         }
         other => panic!("{other:?}"),
     }

@@ -308,8 +308,14 @@ async fn item20_in_range_slot_data_is_recovered_at_construction() {
         block(|| SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2))).unwrap();
     srv.wait_for_rows(30, WAIT).await.unwrap();
     assert_eq!(server_ns(&srv, "t1"), (0..30).collect::<Vec<_>>());
+    // Recovery runs in the background (rule 6): wait for it to end.
+    assert!(
+        block(|| pool.wait_for(WAIT, |c| c.recovered_slots == 1 && c.recovering == 0)),
+        "{:?}",
+        pool.counters()
+    );
     let c = pool.counters();
-    assert_eq!(c.recovered_slots, 1);
+    assert_eq!((c.recoveries_given_up, c.recoveries_queued), (0, 0));
     assert_eq!(
         c.capacity, 2,
         "the index was freed after its lock was released"
@@ -365,7 +371,15 @@ async fn s8_pool_recovered_slots_reopened_replay_nothing() {
     let pool =
         block(|| SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, slots)))
             .unwrap();
-    assert_eq!(pool.counters().recovered_slots, u64::from(slots));
+    assert!(
+        block(
+            || pool.wait_for(WAIT, |c| c.recovered_slots == u64::from(slots)
+                && c.recovering == 0
+                && c.recoveries_queued == 0)
+        ),
+        "{:?}",
+        pool.counters()
+    );
     block(|| pool.close());
     for i in 0..slots {
         let slot = sf.path().join(format!("w-{i}"));
@@ -406,6 +420,12 @@ async fn item20_unreachable_server_does_not_fail_construction() {
         )
     })
     .unwrap();
+    // The recovery gives up in the background once the bound passed.
+    assert!(
+        block(|| pool.wait_for(WAIT, |c| c.recoveries_given_up == 1 && c.recovering == 0)),
+        "{:?}",
+        pool.counters()
+    );
     let c = pool.counters();
     assert_eq!((c.recovered_slots, c.capacity), (0, 2));
     assert!(has_segments(&sf.path().join("w-0")));
@@ -501,6 +521,12 @@ async fn a_slot_recovery_refuses_is_retired_not_lent_again() {
     let srv = server(ServerConfig::local()).await;
     let pool =
         block(|| SenderPool::new(&sf_conf(srv.local_addr(), sf.path(), ""), sizes(0, 2))).unwrap();
+    // The background recovery (rule 6) is refused too and frees w-0.
+    assert!(
+        block(|| pool.wait_for(WAIT, |c| c.recoveries_given_up == 1 && c.recovering == 0)),
+        "{:?}",
+        pool.counters()
+    );
     match block(|| pool.borrow()) {
         Err(PoolError::Build(_)) => {}
         other => panic!("expected recovery to refuse w-0, got {other:?}"),

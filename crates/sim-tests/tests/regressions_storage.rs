@@ -32,12 +32,13 @@ fn quiet() -> SimOptions {
     }
 }
 
+/// File-backed defaults at `SEG`-byte segments (so S5's early reclaim
+/// starts at half of `SEG`).
 fn files(segments_in_cap: u64, durability: DurabilityMode) -> EngineConfig {
     let storage = StorageConfig {
-        segment_bytes: SEG,
         max_total_bytes: SEG * segments_in_cap,
         durability,
-        ..StorageConfig::files()
+        ..StorageConfig::files().with_segment_bytes(SEG)
     };
     EngineConfig::new(storage, NonZeroUsize::MIN)
 }
@@ -107,6 +108,24 @@ fn finish_clean(sim: Sim, what: &str) {
         report.seed,
         report.violations
     );
+}
+
+/// Appends 10-row frames until the active segment holds at least half a
+/// segment of frame bytes (the default S5 early-reclaim threshold), all in
+/// that one segment.
+fn fill_active_past_half(sim: &mut Sim) {
+    let frame_bytes = |sim: &Sim| {
+        engine(sim)
+            .storage()
+            .segments()
+            .iter()
+            .find(|s| s.state == SegmentState::Active)
+            .map_or(0, |s| s.append_offset.saturating_sub(24))
+    };
+    while frame_bytes(sim) < SEG / 2 {
+        sim.append_rows(10).expect("append");
+    }
+    assert_eq!(log_segments(sim), 1, "one active segment holds them");
 }
 
 /// Every row the servers committed, committed exactly once.
@@ -379,9 +398,11 @@ fn item09_w1_an_unlink_pending_segment_never_moves_where_replay_starts() {
 }
 
 /// Item 11: acknowledged frames in the active segment were replayed after a
-/// restart. S5: a fully acknowledged active segment is reclaimed, so the
-/// slot records the acknowledgement in a header even when `.ack-watermark`
-/// could not be written, and a restart replays nothing. Mutation checked:
+/// restart. S5: a fully acknowledged active segment holding at least half a
+/// segment (the default threshold) is reclaimed, so the slot records the
+/// acknowledgement in a header even when `.ack-watermark` could not be
+/// written, and a restart replays nothing. (A smaller one is covered by the
+/// watermark alone: `sf-core/tests/storage_reclaim.rs`.) Mutation checked:
 /// an early `return;` at the top of `Storage::try_reclaim`.
 #[test]
 fn item11_s5_acknowledged_frames_in_the_active_segment_are_not_replayed() {
@@ -391,11 +412,8 @@ fn item11_s5_acknowledged_frames_in_the_active_segment_are_not_replayed() {
         watermark_fail: 1_000_000,
         ..strict_host_crash()
     });
-    for _ in 0..5 {
-        sim.append_rows(10).expect("append");
-    }
+    fill_active_past_half(&mut sim);
     assert!(sim.run_until_idle(), "everything is acknowledged");
-    assert_eq!(log_segments(&sim), 1, "one active segment held them");
     let published = engine(&sim).published_fsn();
     // Time for the reclaim and the unlink of the old segment.
     sim.run_for(Duration::from_secs(2));
@@ -422,12 +440,13 @@ fn item11_s5_acknowledged_frames_in_the_active_segment_are_not_replayed() {
 /// producer writing many segments' worth goes through as acknowledgements
 /// arrive. Run with reclaim only at rotation (`reclaim_min_bytes = MAX`) so
 /// the rotation rule itself must let a fully acknowledged active segment
-/// retire, and with the default early reclaim. Mutation checked:
+/// retire, with reclaim at once, and with the default (half a segment).
+/// Mutation checked:
 /// `.filter(|s| s.fully_acked(self.ring.acked))` → `.filter(|_| false)` in
 /// `Storage::rotation_blocker` (the retiring segment is not subtracted).
 #[test]
 fn item12_s6_a_cap_of_one_segment_does_not_deadlock() {
-    for (seed, reclaim_min_bytes) in [(112, u64::MAX), (212, 0)] {
+    for (seed, reclaim_min_bytes) in [(112, u64::MAX), (212, 0), (312, SEG / 2)] {
         let mut config = files(1, DurabilityMode::Memory);
         config.storage.reclaim_min_bytes = reclaim_min_bytes;
         let mut sim = start(seed, config);
@@ -461,9 +480,9 @@ fn item12_s6_a_cap_of_one_segment_does_not_deadlock() {
 fn item13_s1_recovery_never_restarts_fsns_at_zero_on_a_non_empty_slot() {
     for (seed, kind) in [(113, CrashKind::Process), (213, CrashKind::Host)] {
         let mut sim = start(seed, files(8, DurabilityMode::Memory));
-        for _ in 0..5 {
-            sim.append_rows(10).expect("append");
-        }
+        // Past the default threshold, so the acknowledged active segment
+        // is reclaimed and only the fresh empty one is left.
+        fill_active_past_half(&mut sim);
         assert!(sim.run_until_idle());
         let published = engine(&sim).published_fsn().expect("published");
         assert!(sim.run_until(

@@ -138,12 +138,13 @@ impl TryFrom<&Config> for EngineConfig {
         } else {
             StorageConfig::files()
         };
+        // `with_segment_bytes`: the early-reclaim threshold follows
+        // `sf_max_bytes` (half a segment for files).
         let storage = StorageConfig {
-            segment_bytes: s.sf_max_bytes,
             max_total_bytes: s.sf_max_total_bytes,
             append_deadline: s.append_deadline,
             durability: s.durability,
-            ..defaults
+            ..defaults.with_segment_bytes(s.sf_max_bytes)
         };
         let hosts = NonZeroUsize::new(c.addrs().len()).ok_or(EngineConfigError::NoHosts)?;
         let r = c.reconnect();
@@ -207,6 +208,11 @@ mod tests {
         assert_eq!(c.hosts.get(), 2);
         assert_eq!(c.storage.backing, crate::storage::Backing::Files);
         assert_eq!(c.storage.segment_bytes, 1 << 20);
+        assert_eq!(
+            c.storage.reclaim_min_bytes,
+            512 << 10,
+            "S5: files reclaim an acked active segment early from half of sf_max_bytes"
+        );
         assert_eq!(c.storage.max_total_bytes, 8 << 20);
         assert_eq!(c.storage.durability, DurabilityMode::Flush);
         assert_eq!(c.storage.append_deadline, Duration::from_millis(1234));
@@ -235,6 +241,11 @@ mod tests {
         let parsed = Config::from_conf("ws::addr=h:9000;").expect("valid");
         let c = EngineConfig::try_from(&parsed).expect("maps");
         assert_eq!(c.storage.backing, crate::storage::Backing::Memory);
+        assert_eq!(
+            c.storage.reclaim_min_bytes,
+            u64::MAX,
+            "memory backing reclaims only at rotation"
+        );
         assert_eq!(c.close_flush_timeout, Some(DEFAULT_CLOSE_FLUSH_TIMEOUT));
     }
 }

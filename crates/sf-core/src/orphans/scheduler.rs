@@ -6,8 +6,10 @@
 //! it lists the siblings and hands each one to
 //! [`DrainScheduler::handle_sibling`], starts a drainer for every slot
 //! [`DrainScheduler::poll_start`] returns, reports how it ended through
-//! [`DrainScheduler::handle_end`] and carries out the [`DrainAction`]. It
-//! decides nothing itself, so every adapter runs the same policy.
+//! [`DrainScheduler::handle_end`] and carries out the [`DrainAction`]
+//! (after a [`DrainAction::MarkFailed`] it reports the write through
+//! [`DrainScheduler::mark_failed_done`]). It decides nothing itself, so
+//! every adapter runs the same policy.
 //!
 //! Rules kept here:
 //!
@@ -20,6 +22,11 @@
 //!   permanent recovery refusal or a terminal engine error. A held lock,
 //!   a transient refusal and an owner's stop never write it: `.failed`
 //!   excludes the slot from every later scan until an operator removes it;
+//! * a slot found marked `.failed` once its lock is taken (another process
+//!   gave it up after the scan) is skipped, never drained or re-marked;
+//! * the counters only go up: a give-up is counted `failed` (or `stopped`
+//!   when the write did not happen) once the adapter reports the write,
+//!   and the drainer stays `active` until then;
 //! * after [`DrainScheduler::stop`] nothing more starts or is re-queued.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -39,6 +46,9 @@ pub const RETRIES_PER_SCAN: u32 = 2;
 pub enum DrainEnd {
     /// The slot lock was held by someone else: skipped, no `.failed`.
     LockHeld,
+    /// The drainer took the lock and found `.failed` (written by another
+    /// process after the scan): skipped, neither drained nor re-marked.
+    AlreadyFailed,
     /// Everything published was acknowledged and the slot released.
     Drained,
     /// Recovery refused to open the slot.
@@ -56,10 +66,12 @@ pub enum DrainEnd {
 pub enum DrainAction {
     /// Nothing more.
     Done,
-    /// Write `.failed` with this reason while still holding (or re-taking)
-    /// the slot lock, then release it. The reason is one readable line
-    /// without a line end; the adapter may prefix it (e.g. with its PID)
-    /// and end it with a newline.
+    /// Write `.failed` with this reason while still holding the slot lock
+    /// the drainer took (never a lock taken again: the slot may have
+    /// changed hands meanwhile), report the outcome through
+    /// [`DrainScheduler::mark_failed_done`], then release the lock. The
+    /// reason is one readable line without a line end; the adapter may
+    /// prefix it (e.g. with its PID) and end it with a newline.
     MarkFailed {
         /// What gave up and why.
         reason: String,
@@ -73,9 +85,11 @@ pub enum DrainAction {
 /// The drainer counters of sf-client §20, plus the endings that are neither
 /// a success nor a give-up.
 ///
-/// Every started drainer is counted exactly once: while it runs in
-/// `active`, then in exactly one of `succeeded`, `failed`, `skipped`,
-/// `stopped` (a transient refusal, re-queued or not, counts as `stopped`).
+/// Every started drainer is counted exactly once: while it runs (or waits
+/// for its `.failed` write to be reported) in `active`, then in exactly one
+/// of `succeeded`, `failed`, `skipped`, `stopped` (a transient refusal,
+/// re-queued or not, counts as `stopped`). Apart from `active`, the
+/// counters never go down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DrainCounters {
     /// Drainers running now (`getActiveBackgroundDrainers`).
@@ -86,7 +100,8 @@ pub struct DrainCounters {
     /// Drainers that ended by writing `.failed`
     /// (`getTotalBackgroundDrainersFailed`).
     pub failed: u64,
-    /// Drainers that found the slot lock held.
+    /// Drainers that found the slot lock held, or the slot marked
+    /// `.failed` once they held it.
     pub skipped: u64,
     /// Drainers that stopped without finishing and without `.failed`.
     pub stopped: u64,
@@ -101,8 +116,9 @@ enum SlotState {
     Active,
     /// Its drainer ended; nothing more happens to it in this scan.
     Ended,
-    /// Its drainer was told to write `.failed`; ended.
-    MarkedFailed,
+    /// Its drainer was told to write `.failed` and has not reported the
+    /// write yet; still active.
+    AwaitingMark,
 }
 
 /// One adopted slot's bookkeeping.
@@ -195,22 +211,38 @@ impl DrainScheduler {
     }
 
     /// A drainer on `slot` ended. A slot with no active drainer (never
-    /// started, or already ended) changes nothing and gets
-    /// [`DrainAction::Done`].
+    /// started, already ended, or awaiting its `.failed` report) changes
+    /// nothing and gets [`DrainAction::Done`].
     pub fn handle_end(&mut self, slot: &str, end: DrainEnd) -> DrainAction {
-        if !self.active.remove(slot) {
+        let awaiting = self
+            .slots
+            .get(slot)
+            .is_some_and(|e| e.state == SlotState::AwaitingMark);
+        if awaiting || !self.active.contains(slot) {
             return DrainAction::Done;
         }
-        self.counters.active = self.counters.active.saturating_sub(1);
         let Some(entry) = self.slots.get_mut(slot) else {
             // Unreachable by construction (every active slot was adopted);
             // counted as stopped so the totals stay consistent.
+            self.active.remove(slot);
+            self.counters.active = self.counters.active.saturating_sub(1);
             self.counters.stopped += 1;
             return DrainAction::Done;
         };
-        entry.state = SlotState::Ended;
+        if matches!(end, DrainEnd::Terminal(_))
+            || matches!(&end, DrainEnd::RecoveryRefused(e) if !e.is_transient())
+        {
+            // Still active until the adapter reports the write: counting
+            // it `failed` now would have to be taken back if the write
+            // fails, and §20's totals must never go down.
+            entry.state = SlotState::AwaitingMark;
+        } else {
+            entry.state = SlotState::Ended;
+            self.active.remove(slot);
+            self.counters.active = self.counters.active.saturating_sub(1);
+        }
         match end {
-            DrainEnd::LockHeld => {
+            DrainEnd::LockHeld | DrainEnd::AlreadyFailed => {
                 self.counters.skipped += 1;
                 DrainAction::Done
             }
@@ -232,38 +264,38 @@ impl DrainScheduler {
                 self.retry.push_back(slot.to_owned());
                 DrainAction::Retry
             }
-            DrainEnd::RecoveryRefused(e) => {
-                self.counters.failed += 1;
-                entry.state = SlotState::MarkedFailed;
-                DrainAction::MarkFailed {
-                    reason: failed_reason(slot, "recovery refused the slot", &e.to_string()),
-                }
-            }
-            DrainEnd::Terminal(e) => {
-                self.counters.failed += 1;
-                entry.state = SlotState::MarkedFailed;
-                DrainAction::MarkFailed {
-                    reason: failed_reason(
-                        slot,
-                        "its engine stopped on a terminal error",
-                        &e.to_string(),
-                    ),
-                }
-            }
+            DrainEnd::RecoveryRefused(e) => DrainAction::MarkFailed {
+                reason: failed_reason(slot, "recovery refused the slot", &e.to_string()),
+            },
+            DrainEnd::Terminal(e) => DrainAction::MarkFailed {
+                reason: failed_reason(
+                    slot,
+                    "its engine stopped on a terminal error",
+                    &e.to_string(),
+                ),
+            },
         }
     }
 
-    /// The adapter could not carry out [`DrainAction::MarkFailed`] for
-    /// `slot` (the lock was gone, or writing `.failed` failed): the drainer
-    /// did not give the slot up after all, so it moves from `failed` to
-    /// `stopped` (§20 counts only drainers that wrote `.failed`). Returns
-    /// whether `slot` was awaiting its mark; otherwise nothing changes.
-    pub fn mark_failed_unwritten(&mut self, slot: &str) -> bool {
+    /// The adapter carried out [`DrainAction::MarkFailed`] for `slot`:
+    /// `written` says whether `.failed` now exists (written while the lock
+    /// was held). The drainer ends: counted `failed` when written (§20
+    /// counts drainers that wrote `.failed`), `stopped` otherwise (the
+    /// lock was gone, or the write failed; the slot stays adoptable).
+    /// Call it before releasing the lock, so that a reader of the counters
+    /// never sees the slot free and not yet counted. Returns whether
+    /// `slot` was awaiting its mark; otherwise nothing changes.
+    pub fn mark_failed_done(&mut self, slot: &str, written: bool) -> bool {
         match self.slots.get_mut(slot) {
-            Some(entry) if entry.state == SlotState::MarkedFailed => {
+            Some(entry) if entry.state == SlotState::AwaitingMark => {
                 entry.state = SlotState::Ended;
-                self.counters.failed = self.counters.failed.saturating_sub(1);
-                self.counters.stopped += 1;
+                self.active.remove(slot);
+                self.counters.active = self.counters.active.saturating_sub(1);
+                if written {
+                    self.counters.failed += 1;
+                } else {
+                    self.counters.stopped += 1;
+                }
                 true
             }
             _ => false,
@@ -272,7 +304,8 @@ impl DrainScheduler {
 
     /// The owner closes: nothing more starts, the queue is dropped. Active
     /// drainers still report their end through
-    /// [`DrainScheduler::handle_end`].
+    /// [`DrainScheduler::handle_end`] (and their `.failed` write through
+    /// [`DrainScheduler::mark_failed_done`]).
     pub fn stop(&mut self) {
         self.stopped = true;
         for name in std::mem::take(&mut self.fresh)
@@ -295,7 +328,8 @@ impl DrainScheduler {
         self.counters
     }
 
-    /// Nothing queued and nothing active.
+    /// Nothing queued and nothing active (a drainer awaiting its `.failed`
+    /// report is active).
     pub fn is_idle(&self) -> bool {
         self.queued() == 0 && self.active.is_empty()
     }
@@ -305,7 +339,8 @@ impl DrainScheduler {
         self.fresh.len() + self.retry.len()
     }
 
-    /// The slots a drainer runs on now, in name order.
+    /// The slots a drainer runs on now (including those awaiting their
+    /// `.failed` report), in name order.
     pub fn active(&self) -> impl Iterator<Item = &str> {
         self.active.iter().map(String::as_str)
     }
@@ -439,8 +474,13 @@ mod tests {
             }
             other => panic!("expected MarkFailed, got {other:?}"),
         }
+        assert_eq!(s.counters().failed, 0, "not counted before the write");
+        assert_eq!(s.counters().active, 1, "active until the write is reported");
+        assert!(s.mark_failed_done("a", true));
         assert_eq!(s.counters().failed, 1);
+        assert_eq!(s.counters().active, 0);
         assert_eq!(s.poll_start(), None, "a given-up slot is not retried");
+        assert!(s.is_idle());
     }
 
     #[test]
@@ -455,6 +495,7 @@ mod tests {
             }
             other => panic!("expected MarkFailed, got {other:?}"),
         }
+        assert!(s.mark_failed_done("a", true));
         assert_eq!(s.counters().failed, 1);
     }
 
@@ -518,6 +559,18 @@ mod tests {
         assert_eq!(
             s.counters(),
             DrainCounters {
+                active: 2,
+                succeeded: 1,
+                failed: 0,
+                skipped: 1,
+                stopped: 1,
+            },
+            "b is active until its .failed write is reported"
+        );
+        assert!(s.mark_failed_done("b", true));
+        assert_eq!(
+            s.counters(),
+            DrainCounters {
                 active: 1,
                 succeeded: 1,
                 failed: 1,
@@ -533,18 +586,61 @@ mod tests {
     }
 
     #[test]
-    fn s20_an_unwritten_marker_is_not_counted_failed() {
+    fn s20_an_unwritten_marker_is_counted_stopped_and_failed_never_goes_down() {
         let mut s = with(&["a"], 1);
         s.poll_start();
-        assert!(!s.mark_failed_unwritten("a"), "not awaiting a mark yet");
+        assert!(!s.mark_failed_done("a", false), "not awaiting a mark yet");
         assert!(matches!(
             s.handle_end("a", DrainEnd::Terminal(terminal())),
             DrainAction::MarkFailed { .. }
         ));
-        assert!(s.mark_failed_unwritten("a"));
-        assert!(!s.mark_failed_unwritten("a"), "once");
-        assert_eq!(s.counters().failed, 0);
-        assert_eq!(s.counters().stopped, 1);
+        assert_eq!(s.counters().failed, 0, "nothing counted before the report");
+        assert!(!s.is_idle(), "the drainer still holds the slot");
+        assert!(s.mark_failed_done("a", false));
+        assert!(!s.mark_failed_done("a", true), "once");
+        assert_eq!(
+            s.counters(),
+            DrainCounters {
+                stopped: 1,
+                ..DrainCounters::default()
+            }
+        );
+        assert!(s.is_idle());
+    }
+
+    #[test]
+    fn s18_2_end_reported_twice_while_awaiting_the_mark_changes_nothing() {
+        let mut s = with(&["a", "b"], 1);
+        s.poll_start();
+        assert!(matches!(
+            s.handle_end("a", DrainEnd::RecoveryRefused(permanent())),
+            DrainAction::MarkFailed { .. }
+        ));
+        assert_eq!(s.handle_end("a", DrainEnd::Stopped), DrainAction::Done);
+        assert_eq!(s.poll_start(), None, "a still occupies the only drainer");
+        assert!(s.mark_failed_done("a", true));
+        assert_eq!(s.poll_start().as_deref(), Some("b"));
+        assert_eq!(s.counters().failed, 1);
+        assert_eq!(s.counters().stopped, 0);
+    }
+
+    #[test]
+    fn s5_2_slot_marked_failed_after_the_scan_is_skipped_not_remarked() {
+        let mut s = with(&["a"], 1);
+        s.poll_start();
+        assert_eq!(
+            s.handle_end("a", DrainEnd::AlreadyFailed),
+            DrainAction::Done
+        );
+        assert_eq!(
+            s.counters(),
+            DrainCounters {
+                skipped: 1,
+                ..DrainCounters::default()
+            }
+        );
+        assert!(!s.mark_failed_done("a", true), "no mark was asked for");
+        assert!(s.is_idle());
     }
 
     #[test]
@@ -582,7 +678,7 @@ mod tests {
         Sibling(u8, bool),
         Start,
         End(u8, u8),
-        Unwritten(u8),
+        MarkDone(u8, bool),
         Stop,
     }
 
@@ -591,7 +687,7 @@ mod tests {
             3 => (0u8..6, any::<bool>()).prop_map(|(n, seg)| Op::Sibling(n, seg)),
             4 => Just(Op::Start),
             5 => (0u8..8, 0u8..8).prop_map(|(n, k)| Op::End(n, k)),
-            1 => (0u8..6).prop_map(Op::Unwritten),
+            2 => (0u8..6, any::<bool>()).prop_map(|(n, w)| Op::MarkDone(n, w)),
             1 => Just(Op::Stop),
         ]
     }
@@ -600,7 +696,8 @@ mod tests {
         match k {
             0 => DrainEnd::LockHeld,
             1 => DrainEnd::Drained,
-            2 | 6 | 7 => DrainEnd::RecoveryRefused(transient()),
+            2 | 6 => DrainEnd::RecoveryRefused(transient()),
+            7 => DrainEnd::AlreadyFailed,
             3 => DrainEnd::RecoveryRefused(permanent()),
             4 => DrainEnd::Terminal(terminal()),
             _ => DrainEnd::Stopped,
@@ -612,8 +709,10 @@ mod tests {
         /// active ≤ cap; a slot runs only after it was adopted, at most
         /// once per scan plus `RETRIES_PER_SCAN` retries, never twice at
         /// once; `.failed` exactly for permanent refusals and terminal
-        /// errors; every start counted once; idle exactly when nothing is
-        /// queued or active; nothing starts after stop.
+        /// errors, counted `failed` only once the write is reported (and
+        /// active until then); every start counted once; the totals never
+        /// go down; idle exactly when nothing is queued or active; nothing
+        /// starts after stop.
         #[test]
         fn s18_2_scheduler_matches_the_model(
             cap in 0usize..4,
@@ -626,9 +725,11 @@ mod tests {
             let mut starts: BTreeMap<String, u32> = BTreeMap::new();
             let mut active: BTreeSet<String> = BTreeSet::new();
             let mut queued: BTreeSet<String> = BTreeSet::new();
+            // Ended with MarkFailed, awaiting the write report: still active.
             let mut marked: BTreeSet<String> = BTreeSet::new();
             let mut stopped = false;
             let mut total_starts = 0u64;
+            let mut prev = DrainCounters::default();
             for op in ops {
                 match op {
                     Op::Sibling(n, seg) => {
@@ -645,13 +746,14 @@ mod tests {
                             prop_assert!(!stopped, "started {} after stop", n);
                             prop_assert!(adopted.contains(&n));
                             prop_assert!(queued.remove(&n), "{} was not queued", n);
+                            prop_assert!(!marked.contains(&n), "{} restarted while awaiting its mark", n);
                             prop_assert!(active.insert(n.clone()), "{} twice at once", n);
                             let k = starts.entry(n.clone()).or_default();
                             *k += 1;
                             prop_assert!(*k <= 1 + RETRIES_PER_SCAN);
                             total_starts += 1;
                         }
-                        None => prop_assert!(stopped || active.len() >= cap || queued.is_empty()),
+                        None => prop_assert!(stopped || active.len() + marked.len() >= cap || queued.is_empty()),
                     },
                     Op::End(n, k) => {
                         // Mostly an active slot (so long retry chains
@@ -663,10 +765,12 @@ mod tests {
                         };
                         let name = name.as_str();
                         let end = end_of(k);
+                        let before = s.counters();
                         let was_active = active.remove(name);
                         let a = s.handle_end(name, end.clone());
                         if !was_active {
                             prop_assert_eq!(a, DrainAction::Done);
+                            prop_assert_eq!(s.counters(), before, "an end of a slot not running counts nothing");
                             continue;
                         }
                         match end {
@@ -677,6 +781,10 @@ mod tests {
                             DrainEnd::Terminal(_) => {
                                 prop_assert!(matches!(a, DrainAction::MarkFailed { .. }), "{:?}", a);
                                 marked.insert(name.to_owned());
+                            }
+                            DrainEnd::LockHeld | DrainEnd::AlreadyFailed => {
+                                prop_assert_eq!(a, DrainAction::Done);
+                                prop_assert_eq!(s.counters().skipped, before.skipped + 1);
                             }
                             DrainEnd::RecoveryRefused(_) => {
                                 let again = !stopped && starts[name] <= RETRIES_PER_SCAN;
@@ -690,9 +798,19 @@ mod tests {
                             _ => prop_assert_eq!(a, DrainAction::Done),
                         }
                     }
-                    Op::Unwritten(n) => {
+                    Op::MarkDone(n, written) => {
                         let name = names[usize::from(n)];
-                        prop_assert_eq!(s.mark_failed_unwritten(name), marked.remove(name));
+                        let before = s.counters();
+                        let awaited = marked.remove(name);
+                        prop_assert_eq!(s.mark_failed_done(name, written), awaited);
+                        let c = s.counters();
+                        if awaited && written {
+                            prop_assert_eq!((c.failed, c.stopped), (before.failed + 1, before.stopped));
+                        } else if awaited {
+                            prop_assert_eq!((c.failed, c.stopped), (before.failed, before.stopped + 1));
+                        } else {
+                            prop_assert_eq!(c, before);
+                        }
                     }
                     Op::Stop => {
                         s.stop();
@@ -701,17 +819,28 @@ mod tests {
                     }
                 }
                 let c = s.counters();
-                prop_assert!(active.len() <= cap);
-                prop_assert_eq!(c.active, active.len() as u64);
+                prop_assert!(active.len() + marked.len() <= cap);
+                prop_assert_eq!(c.active, (active.len() + marked.len()) as u64);
+                prop_assert!(
+                    c.succeeded >= prev.succeeded
+                        && c.failed >= prev.failed
+                        && c.skipped >= prev.skipped
+                        && c.stopped >= prev.stopped,
+                    "a total went down: {:?} -> {:?}", prev, c
+                );
+                prev = c;
                 prop_assert_eq!(
                     c.active + c.succeeded + c.failed + c.skipped + c.stopped,
                     total_starts
                 );
                 prop_assert_eq!(s.queued(), queued.len());
-                prop_assert_eq!(s.is_idle(), queued.is_empty() && active.is_empty());
+                prop_assert_eq!(
+                    s.is_idle(),
+                    queued.is_empty() && active.is_empty() && marked.is_empty()
+                );
                 prop_assert_eq!(
                     s.active().map(str::to_owned).collect::<BTreeSet<_>>(),
-                    active.clone()
+                    active.union(&marked).cloned().collect::<BTreeSet<_>>()
                 );
             }
         }

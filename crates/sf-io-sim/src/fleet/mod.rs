@@ -857,7 +857,10 @@ impl Fleet {
         let permanent = match &end {
             DrainEnd::Terminal(_) => true,
             DrainEnd::RecoveryRefused(e) => !e.is_transient(),
-            DrainEnd::LockHeld | DrainEnd::Drained | DrainEnd::Stopped => false,
+            DrainEnd::LockHeld
+            | DrainEnd::AlreadyFailed
+            | DrainEnd::Drained
+            | DrainEnd::Stopped => false,
         };
         let end_text = format!("{end:?}");
         self.last_end.insert(
@@ -894,7 +897,7 @@ impl Fleet {
                     .get_mut(&p)
                     .and_then(|pr| pr.scheduler.as_mut())
                 {
-                    s.mark_failed_unwritten(slot);
+                    s.mark_failed_done(slot, false);
                 }
                 return;
             }
@@ -906,6 +909,15 @@ impl Fleet {
             }
             self.fleet_stats.failed_written += 1;
             self.tree.write_failed(slot, &reason);
+            // The scheduler counts the give-up (and frees the drainer)
+            // only once the write is reported.
+            if let Some(s) = self
+                .processes
+                .get_mut(&p)
+                .and_then(|pr| pr.scheduler.as_mut())
+            {
+                s.mark_failed_done(slot, true);
+            }
         }
     }
 

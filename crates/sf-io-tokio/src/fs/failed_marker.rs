@@ -2,11 +2,12 @@
 //! writes a UTF-8 reason into it before releasing the lock; its *presence*
 //! excludes the slot from auto-drain until an operator removes it.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::error::{FsError, FsOp};
 use super::lock::SlotLock;
+use super::segment_file::sync_dir;
 
 /// The sentinel's name inside the slot directory (the one the orphan scan
 /// rule in `sf-core` looks for).
@@ -15,9 +16,23 @@ pub const FAILED_FILE_NAME: &str = sf_core::orphans::FAILED_MARKER;
 /// Writes `.failed` with `reason` into the locked slot (overwriting an
 /// older one). Taking the [`SlotLock`] proves the caller owns the slot, and
 /// the spec requires the sentinel to exist before the lock is released.
+///
+/// The file and the slot directory are synced before this returns: a
+/// sentinel lost to a host crash would let the next start adopt the slot
+/// and give it up all over again.
 pub fn write_failed_marker(lock: &SlotLock, reason: &str) -> Result<(), FsError> {
     let path = lock.slot_dir().join(FAILED_FILE_NAME);
-    std::fs::write(&path, reason.as_bytes()).map_err(|e| FsError::io(FsOp::Write, &path, e))
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| FsError::io(FsOp::Create, &path, e))?;
+    file.write_all(reason.as_bytes())
+        .map_err(|e| FsError::io(FsOp::Write, &path, e))?;
+    file.sync_all()
+        .map_err(|e| FsError::io(FsOp::Fsync, &path, e))?;
+    sync_dir(lock.slot_dir())
 }
 
 /// Whether `slot_dir` holds a `.failed` sentinel. Any error other than "not

@@ -68,6 +68,24 @@ impl SlotLock {
         })
     }
 
+    /// Locks the existing slot directory `slot_dir`; unlike
+    /// [`SlotLock::acquire_dir`] it never creates it, so a slot an operator
+    /// deleted after a scan listed it is not brought back (an orphan
+    /// drainer locks slots it did not create). A missing directory is an
+    /// [`FsOp::Open`] error.
+    pub fn acquire_existing_dir(slot_dir: &Path) -> Result<SlotLock, LockError> {
+        match std::fs::symlink_metadata(slot_dir) {
+            Ok(m) if m.is_dir() => SlotLock::acquire_dir(slot_dir),
+            Ok(_) => Err(FsError::io(
+                FsOp::Open,
+                slot_dir,
+                io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+            )
+            .into()),
+            Err(e) => Err(FsError::io(FsOp::Open, slot_dir, e).into()),
+        }
+    }
+
     /// The locked slot directory.
     pub fn slot_dir(&self) -> &Path {
         &self.slot_dir
@@ -157,5 +175,30 @@ fn check_sender_id(sender_id: &str) -> Result<(), LockError> {
             why,
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drainer locks a slot the scan listed; one an operator deleted
+    /// meanwhile must not come back as an empty directory.
+    #[test]
+    fn s18_2_acquire_existing_dir_never_recreates_a_deleted_slot() {
+        let sf = tempfile::tempdir().unwrap();
+        let slot = sf.path().join("gone");
+        let err = SlotLock::acquire_existing_dir(&slot).unwrap_err();
+        assert!(matches!(err, LockError::Fs(_)), "{err:?}");
+        assert!(!slot.exists(), "not recreated");
+        std::fs::create_dir(&slot).unwrap();
+        let lock = SlotLock::acquire_existing_dir(&slot).unwrap();
+        assert!(matches!(
+            SlotLock::acquire_existing_dir(&slot),
+            Err(LockError::Held { .. })
+        ));
+        drop(lock);
+        std::fs::write(sf.path().join("file"), b"x").unwrap();
+        assert!(SlotLock::acquire_existing_dir(&sf.path().join("file")).is_err());
     }
 }

@@ -15,7 +15,7 @@
 //! | sync `[from, upto)` | [`SegmentFile::sync_range`], or [`SegmentFile::resync_range`] after a failed sync (L5) |
 //! | unlink | [`SegmentFile::unlink`], or [`unlink_segment`] for a name not open |
 //! | persist ack watermark | [`WatermarkFile::persist`] |
-//! | recovery at open | [`open_slot`] |
+//! | recovery at open | [`open_slot`], or [`SlotLock::acquire_existing_dir`] then [`recover_slot`] (a refusal keeps the lock) |
 //! | report an outcome | [`io_outcome`], [`sync_outcome`], [`FsError::io_failure`] |
 //!
 //! With a producer thread and an I/O task sharing a segment, split it
@@ -42,5 +42,7 @@ pub use memory_segment::MemorySegment;
 pub use segment_buffer::SegmentBuffer;
 pub use segment_file::{segment_path, sync_dir, unlink_segment, SegmentFile};
 pub use shared_segment::{SegmentReader, SegmentWriter};
-pub use slot::{list_slot, open_slot, open_slot_dir, OpenedSegments, OpenedSlot};
+pub use slot::{
+    list_slot, open_slot, open_slot_dir, recover_slot, OpenedSegments, OpenedSlot, RefusedSlot,
+};
 pub use watermark_file::{read_watermark, WatermarkFile};

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sf_core::recovery::{
-    self, ListingEntry, ListingError, RecoveryPlan, SegmentRead, WatermarkRead,
+    self, classify_file_name, ListingEntry, ListingError, NonFileKind, RecoveryError, RecoveryPlan,
+    SegmentRead, SlotFile, WatermarkRead,
 };
 use sf_core::ring::SegmentName;
 use sf_core::SegmentGen;
@@ -93,24 +94,74 @@ impl OpenedSegments {
 }
 
 /// Opens slot `<sf_dir>/<sender_id>/` for recovery (see the module doc).
+/// A refusal releases the lock.
 pub fn open_slot(sf_dir: &Path, sender_id: &str) -> Result<OpenedSlot, SlotOpenError> {
     let lock = SlotLock::acquire(sf_dir, sender_id)?;
-    recover_locked(lock)
+    recover_slot(lock).map_err(SlotOpenError::from)
 }
 
-/// Opens the slot directory `slot_dir` itself for recovery.
+/// Opens the slot directory `slot_dir` itself for recovery. A refusal
+/// releases the lock.
 pub fn open_slot_dir(slot_dir: &Path) -> Result<OpenedSlot, SlotOpenError> {
     let lock = SlotLock::acquire_dir(slot_dir)?;
-    recover_locked(lock)
+    recover_slot(lock).map_err(SlotOpenError::from)
 }
 
-fn recover_locked(lock: SlotLock) -> Result<OpenedSlot, SlotOpenError> {
+/// A slot recovery refused, with its lock still held: the caller decides
+/// what happens before the release (an orphan drainer writes `.failed`
+/// under it; dropping this value releases it).
+#[derive(Debug)]
+pub struct RefusedSlot {
+    /// The slot lock, still held.
+    pub lock: SlotLock,
+    /// Why recovery refused (S3); nothing on disk was changed.
+    pub error: RecoveryError,
+}
+
+impl From<RefusedSlot> for SlotOpenError {
+    /// The lock is released here: the error outlives no lock.
+    fn from(r: RefusedSlot) -> SlotOpenError {
+        SlotOpenError::Recovery {
+            slot: r.lock.slot_dir().to_path_buf(),
+            source: r.error,
+        }
+    }
+}
+
+/// The second step of a two-step open: recovers the slot `lock` holds.
+/// A refusal hands the lock back inside [`RefusedSlot`], so the caller can
+/// act on the slot without ever letting go of it.
+pub fn recover_slot(lock: SlotLock) -> Result<OpenedSlot, RefusedSlot> {
     let dir = lock.slot_dir().to_path_buf();
-    let refuse = |source| SlotOpenError::Recovery {
-        slot: dir.clone(),
-        source,
+    let listing = match list_entries(&dir) {
+        Ok((_, Some(error))) => return Err(RefusedSlot { lock, error }),
+        Ok((entries, None)) => Ok(entries),
+        Err(e) => Err(e),
     };
-    let read_plan = recovery::plan_reads(list_slot(&dir)).map_err(refuse)?;
+    match recovery::plan_reads(listing) {
+        Ok(read_plan) => recover_planned(lock, read_plan),
+        Err(error) => Err(RefusedSlot { lock, error }),
+    }
+}
+
+/// What `t` is when it is not a regular file.
+fn non_file_kind(t: &std::fs::Metadata) -> Option<NonFileKind> {
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some(NonFileKind::Directory)
+    } else if t.file_type().is_symlink() {
+        Some(NonFileKind::Symlink)
+    } else {
+        Some(NonFileKind::Special)
+    }
+}
+
+fn recover_planned(
+    lock: SlotLock,
+    read_plan: recovery::ReadPlan,
+) -> Result<OpenedSlot, RefusedSlot> {
+    let dir = lock.slot_dir().to_path_buf();
 
     let mut files: Vec<Option<SegmentFile>> = Vec::with_capacity(read_plan.segment_files().len());
     let mut reads = Vec::with_capacity(read_plan.segment_files().len());
@@ -131,7 +182,10 @@ fn recover_locked(lock: SlotLock) -> Result<OpenedSlot, SlotOpenError> {
     } else {
         WatermarkRead::Absent
     };
-    let plan = recovery::plan(read_plan, reads, watermark).map_err(refuse)?;
+    let plan = match recovery::plan(read_plan, reads, watermark) {
+        Ok(p) => p,
+        Err(error) => return Err(RefusedSlot { lock, error }),
+    };
     for warning in &plan.warnings {
         tracing::warn!(slot = %dir.display(), "recovery: {warning}");
     }
@@ -164,28 +218,109 @@ fn recover_locked(lock: SlotLock) -> Result<OpenedSlot, SlotOpenError> {
 /// (a directory, a symlink, …) has no segment size: that is an error value
 /// too, which refuses the slot if the name is a segment's (S3).
 pub fn list_slot(slot_dir: &Path) -> Result<Vec<ListingEntry>, ListingError> {
+    list_entries(slot_dir).map(|(entries, _)| entries)
+}
+
+/// [`list_slot`], plus the first entry named like a segment that is not a
+/// regular file, as a permanent refusal ([`RecoveryError::NotAFile`]): the
+/// planner alone would see only an unreadable size (transient), and an
+/// orphan drainer would retry such a slot on every start, forever.
+fn list_entries(
+    slot_dir: &Path,
+) -> Result<(Vec<ListingEntry>, Option<RecoveryError>), ListingError> {
     let listing_error = |e| ListingError(FsError::io(FsOp::List, slot_dir, e).to_string());
     let mut entries = Vec::new();
+    let mut not_a_file = None;
     for entry in std::fs::read_dir(slot_dir).map_err(listing_error)? {
         let entry = entry.map_err(listing_error)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path: PathBuf = entry.path();
+        // `DirEntry::metadata` does not follow a symbolic link.
         let size = match entry.metadata() {
-            Ok(meta) if meta.is_file() => Ok(meta.len()),
-            Ok(meta) => Err(format!(
-                "stat {}: not a regular file ({})",
-                path.display(),
-                if meta.is_dir() {
-                    "a directory"
-                } else if meta.file_type().is_symlink() {
-                    "a symbolic link"
-                } else {
-                    "a special file"
+            Ok(meta) => match non_file_kind(&meta) {
+                None => Ok(meta.len()),
+                Some(kind) => {
+                    let segment_named = matches!(
+                        classify_file_name(&name),
+                        SlotFile::Segment(_) | SlotFile::LegacySegment
+                    );
+                    if segment_named && not_a_file.is_none() {
+                        not_a_file = Some(RecoveryError::NotAFile {
+                            name: name.clone(),
+                            kind,
+                        });
+                    }
+                    Err(format!(
+                        "stat {}: not a regular file ({kind})",
+                        path.display()
+                    ))
                 }
-            )),
+            },
             Err(e) => Err(FsError::io(FsOp::Stat, &path, e).to_string()),
         };
         entries.push(ListingEntry { name, size });
     }
-    Ok(entries)
+    Ok((entries, not_a_file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{lock_holder, LockProbe};
+
+    /// An entry under a segment name that cannot be one: the slot is
+    /// refused as `NotAFile` (permanent), not as an unreadable size.
+    #[test]
+    fn s3_a_fifo_under_a_segment_name_is_not_a_file() {
+        let sf = tempfile::tempdir().unwrap();
+        let slot = sf.path().join("s");
+        std::fs::create_dir_all(&slot).unwrap();
+        let fifo = slot.join("sf-0000000000000000.sfa");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let refused = recover_slot(SlotLock::acquire_dir(&slot).unwrap()).unwrap_err();
+        assert_eq!(
+            refused.error,
+            RecoveryError::NotAFile {
+                name: "sf-0000000000000000.sfa".into(),
+                kind: NonFileKind::Special,
+            }
+        );
+        assert!(!refused.error.is_transient());
+    }
+
+    /// A refusal hands the lock back still held (an orphan drainer writes
+    /// `.failed` under it); dropping the refusal releases it, and the
+    /// one-step open releases it at once.
+    #[test]
+    fn s5_2_a_refusal_keeps_the_lock_until_dropped() {
+        let sf = tempfile::tempdir().unwrap();
+        let slot = sf.path().join("s");
+        std::fs::create_dir_all(&slot).unwrap();
+        // A header of all zeros followed by data: refused (permanent).
+        let mut bytes = vec![0u8; 4096];
+        bytes[100] = 1;
+        std::fs::write(slot.join("sf-0000000000000000.sfa"), &bytes).unwrap();
+        let refused = recover_slot(SlotLock::acquire_dir(&slot).unwrap()).unwrap_err();
+        assert!(!refused.error.is_transient(), "{}", refused.error);
+        assert!(
+            matches!(lock_holder(&slot).unwrap(), LockProbe::Held(_)),
+            "still held by the refusal"
+        );
+        assert!(SlotLock::acquire_dir(&slot).is_err(), "nobody else gets it");
+        drop(refused);
+        assert_eq!(lock_holder(&slot).unwrap(), LockProbe::Free);
+        assert!(matches!(
+            open_slot_dir(&slot),
+            Err(SlotOpenError::Recovery { .. })
+        ));
+        assert_eq!(
+            lock_holder(&slot).unwrap(),
+            LockProbe::Free,
+            "the one-step open releases on refusal"
+        );
+    }
 }

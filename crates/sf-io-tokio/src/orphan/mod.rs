@@ -20,14 +20,23 @@
 //!   background), so it has its own engine, connection, reconnect loop and
 //!   host tracker, and the same I/O task as any sender — no second I/O
 //!   loop.
-//! * A drainer tries the slot lock by opening the sender, waits until
-//!   everything it recovered is acknowledged, closes (releasing the lock)
-//!   and reports how it ended (`DrainEnd`) while it still holds whatever it
-//!   holds. The scheduler answers with a `DrainAction`: `MarkFailed` (a
-//!   terminal engine error, or a permanent recovery refusal) writes
-//!   `.failed` while the lock is held (re-taken after a refusal, which
-//!   released it), then releases it; `Retry` (a transient refusal such as
-//!   a listing or read error) leaves the slot adoptable and re-queued.
+//! * A drainer opens the slot in two steps and never lets go of the lock
+//!   in between: it takes the lock (never creating the directory), checks
+//!   `.failed` again (another process may have given the slot up since the
+//!   scan: skipped, `DrainEnd::AlreadyFailed`), recovers the slot
+//!   (`fs::recover_slot`; a refusal hands the lock back) and builds the
+//!   sender on it. It waits until everything it recovered is acknowledged,
+//!   closes (releasing the lock) and reports how it ended (`DrainEnd`)
+//!   while it still holds whatever it holds. The scheduler answers with a
+//!   `DrainAction`: `MarkFailed` (a terminal engine error, or a permanent
+//!   recovery refusal) writes `.failed` (synced) under the lock the
+//!   drainer still holds, reports the write (`mark_failed_done`), emits
+//!   `Failed`, and only then releases the lock; `Retry` (a transient
+//!   refusal such as a listing or read error) leaves the slot adoptable
+//!   and re-queued.
+//! * A panic in a drainer's body (a listener is user code) ends that slot
+//!   as stopped and the thread goes on with the queue: the scheduler is
+//!   never left with a slot active forever.
 //!
 //! # Threads
 //!
@@ -37,6 +46,7 @@
 //! (called by the foreground's `close()`) stops them promptly: the data
 //! stays on disk, no `.failed` is written, every lock is released.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,10 +56,12 @@ use std::time::Duration;
 use sf_core::config::Config;
 use sf_core::errors::SenderError;
 use sf_core::orphans::{DrainAction, DrainEnd, DrainScheduler, OwnSlots, Verdict};
-use sf_core::recovery::RecoveryError;
 use sf_core::Fsn;
 
-use crate::fs::{write_failed_marker, FsError, FsOp, LockError, SlotLock, SlotOpenError};
+use crate::fs::{
+    has_failed_marker, recover_slot, write_failed_marker, FsError, FsOp, LockError, RefusedSlot,
+    SlotLock,
+};
 use crate::sender::{Error, Sender, SenderBuilder};
 
 /// What happened to one drainer (sf-client §20: the per-drainer listener).
@@ -63,7 +75,8 @@ pub enum DrainerEvent {
         /// The highest recovered FSN.
         published: Option<Fsn>,
     },
-    /// The slot's lock is held by a live sender: skipped.
+    /// The slot's lock is held by a live sender, or the slot was marked
+    /// `.failed` after the scan: skipped.
     Skipped {
         /// The orphan slot directory.
         slot: PathBuf,
@@ -82,8 +95,8 @@ pub enum DrainerEvent {
         /// The orphan slot directory.
         slot: PathBuf,
     },
-    /// The drainer gave up and wrote `.failed` with `reason` before
-    /// releasing the lock.
+    /// The drainer gave up and wrote `.failed` with `reason`; emitted while
+    /// it still holds the slot lock (released right after).
     Failed {
         /// The orphan slot directory.
         slot: PathBuf,
@@ -208,10 +221,6 @@ impl core::fmt::Debug for OrphanDrainers {
 /// owner asked it to stop (the ack wait itself ends on progress at once).
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
-/// How long a drainer that finished waits for the `.ack-watermark` to cover
-/// everything before it releases the slot.
-const WATERMARK_WAIT: Duration = Duration::from_secs(2);
-
 impl OrphanDrainers {
     /// Scans `config`'s `sf_dir` for orphans of `own` and starts up to
     /// `max_background_drainers` drainer threads over them. Without
@@ -245,15 +254,26 @@ impl OrphanDrainers {
             shared,
             workers: Vec::new(),
         };
-        for i in 0..n {
+        let spawned = (0..n).filter(|&i| {
             let s = Arc::clone(&drainers.shared);
             match std::thread::Builder::new()
                 .name(format!("qwp-sf-drainer-{i}"))
                 .spawn(move || worker(&s))
             {
-                Ok(h) => drainers.workers.push(h),
-                Err(e) => tracing::warn!("cannot start an orphan drainer thread: {e}"),
+                Ok(h) => {
+                    drainers.workers.push(h);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!("cannot start an orphan drainer thread: {e}");
+                    false
+                }
             }
+        });
+        if spawned.count() == 0 && n > 0 {
+            // Nobody will ever poll the queue: drop it, so the scheduler is
+            // idle and its counters say nothing runs.
+            drainers.shared.scheduler().stop();
         }
         drainers
     }
@@ -302,41 +322,65 @@ fn worker(s: &Arc<DrainShared>) {
             return;
         };
         let slot = s.sf_dir.join(&name);
-        let ended = if s.stop.load(Ordering::SeqCst) {
-            Ended::Stopped("the owner closed before the drainer started".into())
-        } else {
-            drain_one(s, &name, &slot)
-        };
-        let action = s.scheduler().handle_end(&name, ended.end());
-        let event = carry_out(s, &name, &slot, ended, action);
-        match &event {
-            DrainerEvent::Failed { slot, reason } => {
-                tracing::error!(slot = %slot.display(), "orphan drainer gave up: {}", reason.trim_end());
-            }
-            DrainerEvent::Skipped { slot, reason } => {
-                tracing::info!(slot = %slot.display(), "orphan slot skipped: {reason}");
-            }
-            DrainerEvent::Stopped { slot, reason } => {
-                tracing::warn!(slot = %slot.display(), "orphan drainer stopped: {reason}");
-            }
-            DrainerEvent::Succeeded { .. }
-            | DrainerEvent::Started { .. }
-            | DrainerEvent::Progress { .. } => {}
+        // A panic (a listener is user code) must not strand the slot as
+        // active with nobody to end it, nor drop the queue with the thread:
+        // the slot ends as stopped (its sender or lock was released by the
+        // unwinding) and this thread goes on.
+        if catch_unwind(AssertUnwindSafe(|| run_slot(s, &name, &slot))).is_err() {
+            tracing::error!(slot = %slot.display(), "orphan drainer panicked; the slot is left for the next scan");
+            let mut sched = s.scheduler();
+            // Whichever step it reached: still running (ended here), or
+            // awaiting its `.failed` report (not written, as far as we
+            // know). Both calls change nothing when they do not apply.
+            sched.handle_end(&name, DrainEnd::Stopped);
+            sched.mark_failed_done(&name, false);
         }
-        // The scheduler counted the end before the final event, so a
-        // listener that sees it reads settled counters.
-        s.emit(event);
     }
+}
+
+/// Drains slot `name`, has the scheduler judge the ending, carries out its
+/// action and emits the final event.
+fn run_slot(s: &DrainShared, name: &str, slot: &Path) {
+    let ended = if s.stop.load(Ordering::SeqCst) {
+        Ended::Stopped("the owner closed before the drainer started".into())
+    } else {
+        drain_one(s, name, slot)
+    };
+    let action = s.scheduler().handle_end(name, ended.end());
+    carry_out(s, name, slot, ended, action);
+}
+
+/// Logs the final event of a drainer and hands it to the listener. The
+/// scheduler counted the end before, so a listener reads settled counters.
+fn finish_event(s: &DrainShared, event: DrainerEvent) {
+    match &event {
+        DrainerEvent::Failed { slot, reason } => {
+            tracing::error!(slot = %slot.display(), "orphan drainer gave up: {}", reason.trim_end());
+        }
+        DrainerEvent::Skipped { slot, reason } => {
+            tracing::info!(slot = %slot.display(), "orphan slot skipped: {reason}");
+        }
+        DrainerEvent::Stopped { slot, reason } => {
+            tracing::warn!(slot = %slot.display(), "orphan drainer stopped: {reason}");
+        }
+        DrainerEvent::Succeeded { .. }
+        | DrainerEvent::Started { .. }
+        | DrainerEvent::Progress { .. } => {}
+    }
+    s.emit(event);
 }
 
 /// How one drainer ended, with what it still holds for the action to come.
 enum Ended {
     /// The slot lock is held by someone else (the text names the holder).
     LockHeld(String),
+    /// With the lock taken, the slot turned out marked `.failed`.
+    AlreadyFailed,
     /// Everything recovered was acknowledged; the sender closed.
     Drained,
-    /// Recovery refused the slot (and released the lock).
-    Refused(RecoveryError, String),
+    /// Recovery refused the slot; the lock is still held (inside), for a
+    /// `.failed` written before anyone else can take the slot.
+    Refused(Box<RefusedSlot>, String),
     /// The drainer's engine latched a terminal error; the sender is still
     /// open, so its slot lock is still held.
     Terminal(SenderError, Box<Sender>),
@@ -349,8 +393,9 @@ impl Ended {
     fn end(&self) -> DrainEnd {
         match self {
             Ended::LockHeld(_) => DrainEnd::LockHeld,
+            Ended::AlreadyFailed => DrainEnd::AlreadyFailed,
             Ended::Drained => DrainEnd::Drained,
-            Ended::Refused(e, _) => DrainEnd::RecoveryRefused(e.clone()),
+            Ended::Refused(r, _) => DrainEnd::RecoveryRefused(r.error.clone()),
             Ended::Terminal(e, _) => DrainEnd::Terminal(e.clone()),
             Ended::Stopped(_) => DrainEnd::Stopped,
         }
@@ -358,78 +403,82 @@ impl Ended {
 }
 
 /// Carries out the scheduler's `action` for a drainer that ended as
-/// `ended`; returns the final event (not yet emitted).
-fn carry_out(
-    s: &DrainShared,
-    name: &str,
-    slot: &Path,
-    ended: Ended,
-    action: DrainAction,
-) -> DrainerEvent {
+/// `ended` and emits the final event. Whatever `ended` still holds (a
+/// sender, a lock) is released only after the event: a listener that sees
+/// `Failed` sees `.failed` written and the lock still held.
+fn carry_out(s: &DrainShared, name: &str, slot: &Path, ended: Ended, action: DrainAction) {
     let slot_buf = slot.to_path_buf();
     let stopped = |reason: String| DrainerEvent::Stopped {
         slot: slot.to_path_buf(),
         reason,
     };
     match (ended, action) {
-        (Ended::LockHeld(reason), _) => DrainerEvent::Skipped {
-            slot: slot_buf,
-            reason,
-        },
-        (Ended::Drained, _) => DrainerEvent::Succeeded { slot: slot_buf },
-        (Ended::Stopped(reason), _) => stopped(reason),
+        (Ended::LockHeld(reason), _) => finish_event(
+            s,
+            DrainerEvent::Skipped {
+                slot: slot_buf,
+                reason,
+            },
+        ),
+        (Ended::AlreadyFailed, _) => finish_event(
+            s,
+            DrainerEvent::Skipped {
+                slot: slot_buf,
+                reason: "marked .failed by another process after the scan".into(),
+            },
+        ),
+        (Ended::Drained, _) => finish_event(s, DrainerEvent::Succeeded { slot: slot_buf }),
+        (Ended::Stopped(reason), _) => finish_event(s, stopped(reason)),
         (Ended::Terminal(e, sender), DrainAction::MarkFailed { reason }) => {
             let text = failed_text(&reason);
             let written = sender.write_failed_marker(&text);
-            let _ = sender.close();
-            match written {
+            s.scheduler()
+                .mark_failed_done(name, matches!(written, Ok(true)));
+            let event = match written {
                 Ok(true) => DrainerEvent::Failed {
                     slot: slot_buf,
                     reason: text,
                 },
-                Ok(false) => {
-                    s.scheduler().mark_failed_unwritten(name);
-                    stopped(format!("{e}; the lock was already released"))
-                }
-                Err(w) => {
-                    s.scheduler().mark_failed_unwritten(name);
-                    stopped(format!("{e}; cannot write .failed: {w}"))
-                }
-            }
+                Ok(false) => stopped(format!("{e}; the lock was already released")),
+                Err(w) => stopped(format!("{e}; cannot write .failed: {w}")),
+            };
+            finish_event(s, event);
+            let _ = sender.close();
         }
-        (Ended::Refused(_, what), DrainAction::MarkFailed { reason }) => {
-            // Recovery released the lock when it refused; take it again
-            // so `.failed` exists before anyone else can lock the slot
-            // after us. A slot someone locked meanwhile is theirs.
+        (Ended::Refused(refused, what), DrainAction::MarkFailed { reason }) => {
+            // The lock recovery refused under is still held: `.failed`
+            // exists before anyone else can lock the slot after us.
             let text = failed_text(&reason);
-            let marked = SlotLock::acquire_dir(slot)
-                .map_err(|le| format!("not marked failed: {le}"))
-                .and_then(|lock| {
-                    write_failed_marker(&lock, &text)
-                        .map_err(|we| format!("cannot write .failed: {we}"))
-                });
-            match marked {
+            let written = write_failed_marker(&refused.lock, &text);
+            s.scheduler().mark_failed_done(name, written.is_ok());
+            let event = match written {
                 Ok(()) => DrainerEvent::Failed {
                     slot: slot_buf,
                     reason: text,
                 },
-                Err(why) => {
-                    s.scheduler().mark_failed_unwritten(name);
-                    stopped(format!("{what}; {why}"))
-                }
-            }
+                Err(we) => stopped(format!("{what}; cannot write .failed: {we}")),
+            };
+            finish_event(s, event);
+            drop(refused);
         }
-        (Ended::Refused(_, what), DrainAction::Retry) => {
-            stopped(format!("{what}; transient, retried"))
+        (Ended::Refused(refused, what), DrainAction::Retry) => {
+            drop(refused);
+            finish_event(s, stopped(format!("{what}; transient, retried")));
         }
-        (Ended::Refused(_, what), DrainAction::Done) => stopped(format!(
-            "{what}; transient, left adoptable for the next scan"
-        )),
+        (Ended::Refused(refused, what), DrainAction::Done) => {
+            drop(refused);
+            finish_event(
+                s,
+                stopped(format!(
+                    "{what}; transient, left adoptable for the next scan"
+                )),
+            );
+        }
         (Ended::Terminal(e, sender), DrainAction::Done | DrainAction::Retry) => {
             // The scheduler always gives a terminal error up; if it ever
             // does not, release without a mark.
             let _ = sender.close();
-            stopped(e.to_string())
+            finish_event(s, stopped(e.to_string()));
         }
     }
 }
@@ -447,7 +496,34 @@ fn drain_one(s: &DrainShared, name: &str, slot: &Path) -> Ended {
         Ok(c) => c,
         Err(e) => return Ended::Stopped(e.to_string()),
     };
-    let mut builder = SenderBuilder::new(config);
+    // Step one: the lock (a slot deleted since the scan is not recreated),
+    // then `.failed` again under it: another process may have given the
+    // slot up after our scan, and its reason must stand.
+    let lock = match SlotLock::acquire_existing_dir(slot) {
+        Ok(lock) => lock,
+        Err(LockError::Held { slot: _, holder }) => {
+            return Ended::LockHeld(format!("the slot lock is held (holder={holder})"));
+        }
+        Err(e) => return Ended::Stopped(e.to_string()),
+    };
+    match has_failed_marker(slot) {
+        Ok(false) => {}
+        Ok(true) => return Ended::AlreadyFailed,
+        Err(e) => return Ended::Stopped(format!("cannot check for .failed: {e}")),
+    }
+    // Step two: recovery, which hands the lock back when it refuses.
+    let opened = match recover_slot(lock) {
+        Ok(opened) => opened,
+        Err(refused) => {
+            let what = format!(
+                "recovery of slot {} refused: {}",
+                slot.display(),
+                refused.error
+            );
+            return Ended::Refused(Box::new(refused), what);
+        }
+    };
+    let mut builder = SenderBuilder::new(config).opened_slot(opened);
     if let Some(l) = s.listener.clone() {
         let p = slot.to_path_buf();
         builder = builder.on_progress(move |acked| {
@@ -459,16 +535,6 @@ fn drain_one(s: &DrainShared, name: &str, slot: &Path) -> Ended {
     }
     let sender = match builder.build() {
         Ok(sender) => sender,
-        Err(Error::Slot(SlotOpenError::Lock(LockError::Held { slot: _, holder }))) => {
-            return Ended::LockHeld(format!("the slot lock is held (holder={holder})"));
-        }
-        Err(e @ Error::Slot(SlotOpenError::Recovery { .. })) => {
-            let what = e.to_string();
-            return match e {
-                Error::Slot(SlotOpenError::Recovery { source, .. }) => Ended::Refused(source, what),
-                _ => Ended::Stopped(what),
-            };
-        }
         Err(e) => return Ended::Stopped(e.to_string()),
     };
     let published = sender.counters().published_fsn;
@@ -489,13 +555,9 @@ fn drain_one(s: &DrainShared, name: &str, slot: &Path) -> Ended {
                 // A drained slot keeps its acknowledged active segment, so
                 // the next scan adopts it again; only a watermark that
                 // covers everything keeps that drain from replaying
-                // acknowledged frames (S8). A drainer closes without a
-                // drain wait (so that its owner's close stops it at once),
-                // and a close that skips the drain does not wait for the
-                // last watermark write, so wait for it here.
-                if !sender.wait_watermark(target, WATERMARK_WAIT) {
-                    tracing::warn!(slot = %slot.display(), "orphan drainer: the ack watermark did not reach FSN {} before release; a later drain may replay acknowledged frames", target.get());
-                }
+                // acknowledged frames (S8). The close settles the owed
+                // watermark write before it releases the lock (bounded by
+                // the engine's CLOSE_WATERMARK_WAIT), so no wait here.
                 return finish(sender);
             }
             Err(Error::AckTimeout { .. }) => continue,

@@ -22,11 +22,15 @@
 //!   discarded on return, never lent again with its rows (item 21). Rows a
 //!   borrower left unflushed are flushed on return.
 //! * At construction the pool recovers its in-range slots that hold
-//!   segments and are not locked: build, wait for the acknowledgements (up
-//!   to `close_flush_timeout_millis`), close, free. The close itself waits
+//!   segments and are not locked (item 20, rule 6), in the background so
+//!   that construction never waits on the network: at most
+//!   `max_background_drainers` at once, each with its index reserved
+//!   (never lent meanwhile): build, wait for the acknowledgements (up to
+//!   `close_flush_timeout_millis`), close, settle. The close itself waits
 //!   for the `.ack-watermark` of what was acknowledged (the engine's rule,
 //!   S8), so the next sender on that slot replays nothing. Best effort: an
-//!   unreachable server leaves the data on disk (item 20).
+//!   unreachable server leaves the data on disk. See `recovery` (private
+//!   module) and [`PoolCounters::recovering`].
 //! * With `drain_orphans=on` the pool runs orphan drainers over `sf_dir`
 //!   excluding exactly its managed indices, so slots of the same base with
 //!   an index `≥ max` (the pool shrank) are drained (item 19). Pooled
@@ -41,7 +45,11 @@
 //! [`Sender::from_conf`]); returning flushes and, when discarding, closes on
 //! the returning thread (bounded by `close_flush_timeout_millis`). One
 //! reaper thread closes senders idle longer than the idle timeout while
-//! more than `min` exist.
+//! more than `min` exist. Up to `max_background_drainers` recovery threads
+//! run while construction-time recoveries are pending; `close()` stops
+//! them promptly.
+
+mod recovery;
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -51,12 +59,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sf_core::config::Config;
-use sf_core::orphans::{judge, pool_lock_id, OwnSlots, Verdict};
+use sf_core::orphans::{pool_lock_id, OwnSlots};
 use sf_core::pool_slots::{pooled_sender_id, Settled, SlotAllocator, SlotIndex, SlotLockProbe};
 
 use crate::fs::{lock_holder, LockError, LockHolder, LockProbe, SlotLock};
 use crate::orphan::{DrainerCounters, DrainerEvent, DrainerListener, OrphanDrainers};
 use crate::sender::{Error, Sender, SenderBuilder};
+use recovery::RecoveryState;
 
 /// Sizes and timeouts of a [`SenderPool`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +150,23 @@ pub struct PoolCounters {
     pub build_failures: u64,
     /// Borrows that timed out.
     pub borrow_timeouts: u64,
-    /// In-range slots recovered to full acknowledgement at construction.
+    /// In-range slots recovered to full acknowledgement (construction-time
+    /// recovery, rule 6).
     pub recovered_slots: u64,
+    /// Construction-time recoveries running now; each holds its index
+    /// reserved, so it is not lent meanwhile.
+    pub recovering: u32,
+    /// In-range slots waiting for a recovery thread (the cap
+    /// `max_background_drainers` is reached). Not reserved: a borrow may
+    /// take one, and its sender then replays that slot itself.
+    pub recoveries_queued: u32,
+    /// Construction-time recoveries that gave up (unreachable server within
+    /// `close_flush_timeout_millis`, a slot that would not open, the pool
+    /// closing); their data stays on disk.
+    pub recoveries_given_up: u64,
+    /// The most construction-time recoveries that ran at once (at most
+    /// `max_background_drainers`).
+    pub recovering_peak: u32,
     /// Idle senders closed by the reaper.
     pub reaped: u64,
     /// The pool's orphan drainers (sf-client §20).
@@ -180,6 +204,7 @@ struct State {
     idle: Vec<Idle>,
     lent: u32,
     closed: bool,
+    recovery: RecoveryState,
 }
 
 #[derive(Default)]
@@ -190,6 +215,7 @@ struct Stats {
     build_failures: AtomicU64,
     borrow_timeouts: AtomicU64,
     recovered_slots: AtomicU64,
+    recoveries_given_up: AtomicU64,
     reaped: AtomicU64,
 }
 
@@ -389,6 +415,7 @@ pub struct SenderPool {
     inner: Arc<PoolInner>,
     reaper: Option<JoinHandle<()>>,
     drainers: Option<OrphanDrainers>,
+    recoveries: Vec<JoinHandle<()>>,
     _pool_lock: Option<SlotLock>,
 }
 
@@ -445,8 +472,9 @@ impl SenderPoolBuilder {
         self
     }
 
-    /// Builds the pool: takes the pool lock, recovers in-range slots,
-    /// starts the orphan drainers and prefills `min` senders.
+    /// Builds the pool: takes the pool lock, starts the background recovery
+    /// of in-range slots (never waits for it), starts the orphan drainers
+    /// and prefills `min` senders.
     pub fn build(self) -> Result<SenderPool, PoolError> {
         let config = Config::from_conf(&self.conf).map_err(|e| PoolError::Config(e.to_string()))?;
         let sizes = self.sizes;
@@ -482,6 +510,7 @@ impl SenderPoolBuilder {
                 idle: Vec::new(),
                 lent: 0,
                 closed: false,
+                recovery: RecoveryState::default(),
             }),
             cond: Condvar::new(),
             stats: Stats::default(),
@@ -490,7 +519,8 @@ impl SenderPoolBuilder {
                 .holder_is_us
                 .unwrap_or_else(|| Arc::new(holder_is_this_process)),
         });
-        recover_in_range(&inner);
+        recovery::scan(&inner);
+        let recoveries = recovery::start(&inner);
         let drainers = match &inner.slots {
             Some((_, base)) if inner.config.storage().drain_orphans => Some(OrphanDrainers::start(
                 &inner.config,
@@ -508,14 +538,20 @@ impl SenderPoolBuilder {
             std::thread::Builder::new()
                 .name("qwp-sf-pool-reaper".into())
                 .spawn(move || reap(&i))
-                .map_err(|e| PoolError::Build(Error::IoTask(e.to_string())))?
+                .map_err(|e| PoolError::Build(Error::IoTask(e.to_string())))
         };
-        Ok(SenderPool {
+        // Assembled before the reaper's result is looked at, so a failure
+        // still closes the pool (stops and joins the recoveries, closes the
+        // prefilled senders) before the pool lock goes.
+        let mut pool = SenderPool {
             inner,
-            reaper: Some(reaper),
+            reaper: None,
             drainers,
+            recoveries,
             _pool_lock: pool_lock,
-        })
+        };
+        pool.reaper = Some(reaper?);
+        Ok(pool)
     }
 }
 
@@ -630,6 +666,10 @@ impl SenderPool {
             build_failures: s.build_failures.load(Ordering::Relaxed),
             borrow_timeouts: s.borrow_timeouts.load(Ordering::Relaxed),
             recovered_slots: s.recovered_slots.load(Ordering::Relaxed),
+            recovering: g.recovery.running,
+            recoveries_queued: g.recovery.queued.len() as u32,
+            recoveries_given_up: s.recoveries_given_up.load(Ordering::Relaxed),
+            recovering_peak: g.recovery.peak,
             reaped: s.reaped.load(Ordering::Relaxed),
             drainers: self
                 .drainers
@@ -640,8 +680,9 @@ impl SenderPool {
     }
 
     /// Waits until `pred` holds for the counters or `timeout` passes;
-    /// returns whether it held. Woken by every return, settle and reap (the
-    /// drainer counters are read whenever the pool wakes).
+    /// returns whether it held. Woken by every return, settle, reap and
+    /// recovery start or end (the drainer counters are read whenever the
+    /// pool wakes).
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&PoolCounters) -> bool) -> bool {
         let deadline = later(Instant::now(), timeout);
         loop {
@@ -665,9 +706,11 @@ impl SenderPool {
         }
     }
 
-    /// Closes the pool: stops the orphan drainers, closes every idle
-    /// sender (each drains up to `close_flush_timeout_millis`); senders
-    /// still lent are closed when returned. Releases the pool lock.
+    /// Closes the pool: stops the orphan drainers and the construction-time
+    /// recoveries (promptly: their data stays on disk, their slot locks are
+    /// released), closes every idle sender (each drains up to
+    /// `close_flush_timeout_millis`); senders still lent are closed when
+    /// returned. Releases the pool lock.
     pub fn close(mut self) {
         self.close_inner();
     }
@@ -682,6 +725,11 @@ impl SenderPool {
             std::mem::take(&mut g.idle)
         };
         self.inner.cond.notify_all();
+        // They see `closed` within `recovery::STOP_CHECK`, close without a
+        // drain and settle their indices.
+        for r in self.recoveries.drain(..) {
+            let _ = r.join();
+        }
         for i in idle {
             self.inner.close_and_settle(i.sender, i.index);
         }
@@ -757,72 +805,6 @@ impl Drop for PooledSender {
     fn drop(&mut self) {
         if let Some(s) = self.sender.take() {
             self.pool.give_back(s, self.index);
-        }
-    }
-}
-
-/// Whether `dir` holds a segment file (a listing error counts as "no":
-/// recovery is best effort, and the slot is then used at the next borrow).
-fn holds_segments(dir: &Path) -> bool {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    // Judged as a foreign slot so the one rule decides what a segment is;
-    // `.failed` does not stop the owner from recovering its own slot.
-    let names = names
-        .iter()
-        .map(String::as_str)
-        .filter(|n| *n != sf_core::orphans::FAILED_MARKER);
-    judge(&OwnSlots::Single(String::new()), "x", names) == Verdict::Adopt
-}
-
-/// Item 20: recovers every in-range slot that holds segments and is not
-/// locked: build, wait for the acknowledgements, close, free.
-fn recover_in_range(inner: &Arc<PoolInner>) {
-    let Some((dir, base)) = inner.slots.clone() else {
-        return;
-    };
-    let wait = inner.config.close_flush_timeout().unwrap_or(Duration::ZERO);
-    for i in 0..inner.sizes.max {
-        let index = SlotIndex::from_raw(i);
-        let slot = dir.join(pooled_sender_id(&base, index));
-        if !holds_segments(&slot) || matches!(lock_holder(&slot), Ok(LockProbe::Held(_))) {
-            continue;
-        }
-        if !inner.lock().alloc.reserve_exact(index) {
-            continue;
-        }
-        let built = inner
-            .config
-            .for_orphan_drainer(&pooled_sender_id(&base, index))
-            .map_err(|e| e.to_string())
-            .and_then(|c| SenderBuilder::new(c).build().map_err(|e| e.to_string()));
-        match built {
-            Err(e) => {
-                tracing::warn!(slot = %slot.display(), "sender pool: cannot recover the slot, its data stays on disk: {e}");
-                inner.settle(index);
-            }
-            Ok(s) => {
-                inner.stats.created.fetch_add(1, Ordering::Relaxed);
-                // The close below (drainer config: no drain) still waits
-                // for the `.ack-watermark` of what is acknowledged (the
-                // engine's S8 rule), so the next sender on this slot does
-                // not replay the recovered frames.
-                let drained = match s.counters().published_fsn {
-                    None => true,
-                    Some(p) => s.wait_acked(p, wait).is_ok(),
-                };
-                if drained {
-                    inner.stats.recovered_slots.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    tracing::warn!(slot = %slot.display(), "sender pool: slot not fully recovered at construction, its data stays on disk");
-                }
-                inner.close_and_settle(s, index);
-            }
         }
     }
 }

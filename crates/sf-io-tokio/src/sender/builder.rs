@@ -18,7 +18,7 @@ use super::driver::{Driver, SlotFiles};
 use super::error::{Error, Result};
 use super::shared::{Clock, Inner, Segment, Shared};
 use super::{Runtime, Sender};
-use crate::fs::open_slot;
+use crate::fs::{open_slot, OpenedSlot};
 use crate::net::{ConnectSettings, Dialer, TLS_HANDSHAKE_TIMEOUT};
 
 /// The `X-QWP-Client-Id` this sender announces.
@@ -34,6 +34,9 @@ pub struct SenderBuilder {
     dialer: Option<Arc<dyn Dialer>>,
     jitter_seed: Option<u64>,
     drainer_listener: Option<crate::orphan::DrainerListener>,
+    /// A slot the caller already locked and recovered (an orphan drainer's
+    /// two-step open), used instead of opening `sf_dir`/`sender_id`.
+    opened: Option<OpenedSlot>,
 }
 
 impl core::fmt::Debug for SenderBuilder {
@@ -57,7 +60,17 @@ impl SenderBuilder {
             dialer: None,
             jitter_seed: None,
             drainer_listener: None,
+            opened: None,
         }
+    }
+
+    /// Builds on a slot the caller already locked and recovered (see
+    /// [`crate::fs::recover_slot`]) instead of opening the configured one:
+    /// an orphan drainer checks `.failed` and handles a refusal without
+    /// ever releasing the lock. The configuration must name that slot.
+    pub(crate) fn opened_slot(mut self, opened: OpenedSlot) -> Self {
+        self.opened = Some(opened);
+        self
     }
 
     /// A builder over a connect string (`ws::addr=host:port;…`).
@@ -169,6 +182,7 @@ impl SenderBuilder {
             dialer,
             jitter_seed: seed,
             drainer_listener,
+            opened,
         } = self;
         let engine_config = engine_config(&config)?;
         let mut settings = ConnectSettings::from_config(&config, CLIENT_ID)?;
@@ -181,7 +195,10 @@ impl SenderBuilder {
         let (recovered, lock, slot) = match &config.storage().sf_dir {
             None => (RecoveredSlot::empty(), None, None),
             Some(dir) => {
-                let mut opened = open_slot(Path::new(dir), &config.storage().sender_id)?;
+                let mut opened = match opened {
+                    Some(o) => o,
+                    None => open_slot(Path::new(dir), &config.storage().sender_id)?,
+                };
                 let slot_dir = opened.lock.slot_dir().to_path_buf();
                 for seg in &opened.plan.slot.segments {
                     if let Some(f) = opened.segments.take(seg.gen) {

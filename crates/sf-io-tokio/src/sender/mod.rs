@@ -524,35 +524,6 @@ impl Sender {
         Ok(true)
     }
 
-    /// Waits up to `timeout` until the `.ack-watermark` on disk covers
-    /// `fsn`, so that a reopen of the slot starts after it; `false` when it
-    /// did not (memory mode, a failed write, the sender closed).
-    ///
-    /// Redundant since the engine's `close()` settles the owed watermark
-    /// write itself (S8, `CLOSE_WATERMARK_WAIT`); the orphan drainer is its
-    /// last user and drops it when the `drains` branch lands.
-    pub(crate) fn wait_watermark(&self, fsn: Fsn, timeout: Duration) -> bool {
-        let shared = Arc::clone(&self.shared);
-        blocking(move || {
-            let deadline = deadline_after(timeout);
-            let mut g = shared.lock();
-            loop {
-                if g.engine
-                    .storage()
-                    .watermark_persisted()
-                    .is_some_and(|w| w >= fsn)
-                {
-                    return true;
-                }
-                let now = std::time::Instant::now();
-                if now >= deadline || g.closed.is_some() {
-                    return false;
-                }
-                g = shared.wait_timeout(g, deadline - now);
-            }
-        })
-    }
-
     /// Stops the orphan drainers (their data stays on disk, their locks
     /// are released).
     fn stop_drainers(&mut self) {
@@ -869,6 +840,47 @@ fn deadline_after(timeout: Duration) -> std::time::Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sf-client §5.2: `.failed` is written while the sender holds the
+    /// slot lock, the lock stays held after the write (it went back into
+    /// the sender), and only the close releases it.
+    #[test]
+    fn s5_2_failed_marker_is_written_under_the_held_lock_and_close_releases_it() {
+        use crate::fs::{lock_holder, LockProbe, FAILED_FILE_NAME};
+        let sf = tempfile::tempdir().unwrap();
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let sender = SenderBuilder::from_conf(&format!(
+            "ws::addr={dead};sf_dir={};sender_id=s;initial_connect_retry=async;\
+             close_flush_timeout_millis=0;",
+            sf.path().display()
+        ))
+        .unwrap()
+        .build()
+        .unwrap();
+        let slot = sf.path().join("s");
+        let me = LockProbe::Held(crate::fs::LockHolder::Pid(std::process::id()));
+        assert_eq!(lock_holder(&slot).unwrap(), me);
+        assert!(sender.write_failed_marker("given up\n").unwrap());
+        assert_eq!(
+            std::fs::read_to_string(slot.join(FAILED_FILE_NAME)).unwrap(),
+            "given up\n"
+        );
+        assert_eq!(
+            lock_holder(&slot).unwrap(),
+            me,
+            "still held after the write"
+        );
+        assert!(
+            sender.shared.lock().lock.is_some(),
+            "the lock went back into the sender, so its close releases it"
+        );
+        assert!(sender.write_failed_marker("again\n").unwrap(), "still ours");
+        let _ = sender.close();
+        assert_eq!(lock_holder(&slot).unwrap(), LockProbe::Free);
+    }
 
     #[test]
     fn an_unbounded_wait_is_a_far_deadline_not_a_panic() {
