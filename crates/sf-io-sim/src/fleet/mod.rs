@@ -750,19 +750,20 @@ impl Fleet {
             let own = proc_.own.clone();
             let was_adoptable = proc_.adoptable.contains(&name);
             let id = self.next_node_id();
-            let (entries, failed) = match self.tree.get(&name) {
-                Some(s) => (s.entries(), s.failed().is_some()),
-                None => (Vec::new(), false),
-            };
+            let entries = self
+                .tree
+                .get(&name)
+                .map(SlotDir::entries)
+                .unwrap_or_default();
             // The world's own notion (not `judge`, which is under test):
             // the process's own slots, and names no sender may carry.
             let owned = world_owns(&own, &name);
             let invalid = !world_valid_name(&name);
-            if !was_adoptable || owned || invalid || failed {
+            if !was_adoptable || owned || invalid {
                 self.violate(
                     "ORPHAN-SKIP",
                     format!(
-                        "process {} starts a drainer on {name} (own {owned}, invalid name {invalid}, .failed {failed}, adoptable at scan: {was_adoptable}, {} entries)",
+                        "process {} starts a drainer on {name} (own {owned}, invalid name {invalid}, adoptable at scan: {was_adoptable}, {} entries)",
                         p.0,
                         entries.len()
                     ),
@@ -781,6 +782,18 @@ impl Fleet {
                     format_args!("slot={name} lock held by {holder:?}"),
                 );
                 self.end_drainer(p, id, &name, DrainEnd::LockHeld);
+                continue;
+            }
+            // As the adapter does: `.failed` is re-checked under the lock
+            // (another process may have written it after the scan).
+            if self.tree.get(&name).is_some_and(|s| s.failed().is_some()) {
+                self.trace.record(
+                    self.now,
+                    &format!("n{}:skip", id.0),
+                    format_args!("slot={name} .failed found under the lock"),
+                );
+                self.end_drainer(p, id, &name, DrainEnd::AlreadyFailed);
+                self.tree.release(&name, LockHolder::Node(id));
                 continue;
             }
             // The client's faults are in place before its first connect.
