@@ -134,6 +134,10 @@ struct CrashSnapshot {
     published: Option<Fsn>,
     durable: Option<Fsn>,
     watermark: Option<Fsn>,
+    /// Set by a clean close that returned `Ok` with no failed watermark
+    /// write in its life: the acknowledged FSN at that close, which the
+    /// next open must recover at least (S8 at clean close).
+    clean_acked: Option<Option<Fsn>>,
 }
 
 /// Counters the checker keeps for the run's statistics.
@@ -180,6 +184,14 @@ pub struct Checker {
     /// failed write or read was injected): replaying acknowledged frames
     /// is then the spec's fallback (sf-client §5.4), not a violation.
     watermark_unreliable: bool,
+    /// What the last `Closed` output of this life said (`Some(true)`: Ok).
+    close_ok: Option<bool>,
+    /// A `.ack-watermark` write or removal of this life completed with a
+    /// failure (the engine's close counts both as a failed watermark write
+    /// and stops waiting).
+    watermark_write_failed: bool,
+    /// `.ack-watermark` removals in flight.
+    pending_watermark_removals: std::collections::BTreeSet<IoId>,
     ledger: BTreeMap<Fsn, FrameRecord>,
     retired: Vec<FrameRecord>,
     violations: Vec<Violation>,
@@ -207,6 +219,9 @@ impl Checker {
             opened_footprint: None,
             crash: None,
             watermark_unreliable: false,
+            close_ok: None,
+            watermark_write_failed: false,
+            pending_watermark_removals: std::collections::BTreeSet::new(),
             ledger: BTreeMap::new(),
             retired: Vec::new(),
             violations: Vec::new(),
@@ -336,7 +351,14 @@ impl Checker {
                 if let Some(fsn) = self.pending_watermarks.remove(id) {
                     if *outcome == IoOutcome::Done {
                         self.watermark = Some(self.watermark.map_or(fsn, |w| w.max(fsn)));
+                    } else {
+                        self.watermark_write_failed = true;
                     }
+                }
+                if self.pending_watermark_removals.remove(id)
+                    && matches!(outcome, IoOutcome::Failed(_))
+                {
+                    self.watermark_write_failed = true;
                 }
             }
             Input::Received(_) | Input::Pong | Input::Timeout => {}
@@ -378,11 +400,11 @@ impl Checker {
                 }
                 self.pending_watermarks.insert(*id, *fsn);
             }
-            Output::Storage(_)
-            | Output::Ping
-            | Output::Warn(_)
-            | Output::Released
-            | Output::Closed { .. } => {}
+            Output::Storage(StorageOutput::RemoveAckWatermark { id, .. }) => {
+                self.pending_watermark_removals.insert(*id);
+            }
+            Output::Closed { result, .. } => self.close_ok = Some(result.is_ok()),
+            Output::Storage(_) | Output::Ping | Output::Warn(_) | Output::Released => {}
         }
     }
 
@@ -546,18 +568,33 @@ impl Checker {
             published: self.published,
             durable: self.durable,
             watermark: self.watermark,
+            clean_acked: None,
         });
         self.session = None;
     }
 
     /// A clean restart after `close()` released the slot: as a crash that
     /// loses nothing over files, everything unacknowledged in memory.
+    ///
+    /// A close that returned `Ok` over files, with no failed watermark write
+    /// in its life, promises more (S8 at clean close): the engine's close
+    /// settled the `.ack-watermark` for everything acknowledged, so the
+    /// next open recovers at least the acknowledged FSN of that close.
     pub fn on_clean_shutdown(&mut self, now: Instant) {
         let loss = match self.backing {
             Backing::Files => CrashLoss::Nothing,
             Backing::Memory => CrashLoss::Unacked,
         };
+        let promised = self.backing == Backing::Files
+            && self.close_ok == Some(true)
+            && !self.watermark_write_failed;
         self.on_crash(now, loss);
+        if promised {
+            let acked = self.acked;
+            if let Some(snap) = self.crash.as_mut() {
+                snap.clean_acked = Some(acked);
+            }
+        }
     }
 
     /// The engine was rebuilt over `slot` (recovered from disk, or empty for
@@ -570,6 +607,7 @@ impl Checker {
             published: self.published,
             durable: self.durable,
             watermark: self.watermark,
+            clean_acked: None,
         });
         let recovered_published = slot.next_fsn.prev();
         if self.backing == Backing::Memory || snap.loss == CrashLoss::Corrupted {
@@ -631,6 +669,17 @@ impl Checker {
                                 slot.acked, snap.watermark
                             ),
                         );
+                    } else if let Some(at_close) = snap.clean_acked {
+                        if slot.acked < at_close && !self.watermark_unreliable {
+                            self.violate(
+                                now,
+                                "S8",
+                                format!(
+                                    "clean close: recovered acked {:?} below the acknowledged FSN {at_close:?} at a close that returned Ok with no failed watermark write (acknowledged frames would be replayed)",
+                                    slot.acked
+                                ),
+                            );
+                        }
                     }
                 }
                 CrashLoss::AboveDurable => {
@@ -686,6 +735,9 @@ impl Checker {
         }
         self.watermark = None;
         self.watermark_unreliable = false;
+        self.close_ok = None;
+        self.watermark_write_failed = false;
+        self.pending_watermark_removals.clear();
         self.pending_watermarks.clear();
         self.durable = None;
         self.session = None;
@@ -707,6 +759,9 @@ impl Checker {
     pub fn on_slot_wiped(&mut self, now: Instant) {
         self.new_epoch(now, false);
         self.crash = None;
+        self.close_ok = None;
+        self.watermark_write_failed = false;
+        self.pending_watermark_removals.clear();
         self.watermark = None;
         self.pending_watermarks.clear();
         self.durable = None;
@@ -741,6 +796,30 @@ impl Checker {
     /// delivered is acknowledged (the liveness phase's goal).
     pub fn all_acked(&self) -> bool {
         self.published.is_none() || self.acked >= self.published
+    }
+
+    /// The duplicate rule alone (for a slot whose data is not all
+    /// acknowledged, where the delivery half cannot be asked): no row
+    /// reached the server more often than its frame was sent.
+    pub fn check_duplicates(&mut self, now: Instant, log: &DeliveryLog) {
+        let mut found = Vec::new();
+        for rec in self.ledger.values().chain(self.retired.iter()) {
+            let over = (0..rec.rows)
+                .map(|i| rec.first_row + i64::from(i))
+                .map(|row| (row, log.counts.get(&row).copied().unwrap_or(0)))
+                .find(|(_, count)| *count > rec.sends);
+            if let Some((row, count)) = over {
+                found.push(Violation {
+                    invariant: "W1",
+                    detail: format!(
+                        "row {row} of frame {} reached the server {count} times but the frame was sent {} times",
+                        rec.fsn, rec.sends
+                    ),
+                    at: now,
+                });
+            }
+        }
+        self.violations.extend(found);
     }
 
     /// The delivery proof (C1) and the duplicate rule: every row of every
@@ -813,6 +892,95 @@ mod tests {
 
     fn names(c: &Checker) -> Vec<&'static str> {
         c.violations().iter().map(|v| v.invariant).collect()
+    }
+
+    /// Three frames sent and acknowledged up to `acked`, then a clean
+    /// close with `result`; the next open recovers `recovered`.
+    fn clean_close_then_reopen(
+        acked: u64,
+        result: Result<(), sf_core::errors::SenderError>,
+        watermark_write_failed: bool,
+        recovered: Option<Fsn>,
+    ) -> Checker {
+        let mut c = Checker::new(&files_config(DurabilityMode::Memory));
+        for i in 0..3 {
+            c.on_commit(Instant::ZERO, Fsn(i), i as i64, 1);
+            c.on_output(Instant::ZERO, &send(i));
+        }
+        c.on_output(Instant::ZERO, &Output::Progress { acked: Fsn(acked) });
+        c.watermark_write_failed = watermark_write_failed;
+        c.on_output(
+            Instant::ZERO,
+            &Output::Closed {
+                result,
+                drained: true,
+            },
+        );
+        c.on_clean_shutdown(Instant::ZERO);
+        let slot = RecoveredSlot {
+            next_fsn: Fsn(3),
+            acked: recovered,
+            ..RecoveredSlot::empty()
+        };
+        c.on_restart(Instant::ZERO, &slot);
+        c
+    }
+
+    #[test]
+    fn s8_clean_close_ok_must_reopen_at_its_acked_fsn() {
+        let c = clean_close_then_reopen(2, Ok(()), false, Some(Fsn(0)));
+        assert_eq!(names(&c), vec!["S8"]);
+        assert!(c.violations()[0].detail.contains("clean close"));
+        let c = clean_close_then_reopen(2, Ok(()), false, Some(Fsn(2)));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+    }
+
+    #[test]
+    fn s8_clean_close_rule_spares_a_failed_close_or_watermark_write() {
+        let halted = sf_core::errors::SenderError::synthesized(
+            qwp_proto::status::ErrorCategory::SecurityError,
+            "test",
+            None,
+        );
+        let c = clean_close_then_reopen(2, Err(halted), false, Some(Fsn(0)));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        let c = clean_close_then_reopen(2, Ok(()), true, Some(Fsn(0)));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+    }
+
+    #[test]
+    fn s8_clean_close_rule_counts_a_failed_watermark_removal_as_a_failed_write() {
+        let mut c = Checker::new(&files_config(DurabilityMode::Memory));
+        let remove = StorageOutput::RemoveAckWatermark {
+            id: IoId(7),
+            durable: true,
+        };
+        c.on_output(Instant::ZERO, &Output::Storage(remove));
+        c.on_input(
+            Instant::ZERO,
+            &Input::Io {
+                id: IoId(7),
+                outcome: IoOutcome::Failed(sf_core::storage::IoFailure::Io { os_code: Some(5) }),
+            },
+        );
+        assert!(c.watermark_write_failed);
+    }
+
+    #[test]
+    fn w1_duplicate_rule_alone_fires_without_the_delivery_half() {
+        let mut c = Checker::new(&files_config(DurabilityMode::Memory));
+        c.on_commit(Instant::ZERO, Fsn(0), 0, 2);
+        c.on_commit(Instant::ZERO, Fsn(1), 2, 2);
+        c.on_flush_returned(Instant::ZERO, Some(Fsn(1)), None);
+        c.on_output(Instant::ZERO, &send(0));
+        let mut log = DeliveryLog::default();
+        log.counts.insert(0, 1);
+        log.counts.insert(1, 1);
+        c.check_duplicates(Instant::ZERO, &log);
+        assert!(c.violations().is_empty(), "frame 1 missing is not judged");
+        log.counts.insert(1, 2);
+        c.check_duplicates(Instant::ZERO, &log);
+        assert_eq!(names(&c), vec!["W1"]);
     }
 
     #[test]

@@ -714,6 +714,18 @@ impl SimNetwork {
             .push_back(fault);
     }
 
+    /// Drops every answer still queued for `client` by
+    /// [`SimNetwork::script_connect_for`] (the shared script and random
+    /// draws are untouched): when faults stop, a client's scripted refusals
+    /// must not outlive them. Returns how many were dropped.
+    pub fn clear_client_script(&mut self, client: ClientId) -> usize {
+        self.clients.get_mut(&client).map_or(0, |state| {
+            let n = state.connect_script.len();
+            state.connect_script.clear();
+            n
+        })
+    }
+
     /// Partitions `client` alone from every host until `until` (`None`
     /// lifts a partition): each of its connect attempts before then fails
     /// with [`NetEvent::ConnectFailed`] after the shortest latency (no

@@ -36,9 +36,15 @@ fn own() -> OwnSlots {
     OwnSlots::Single("app".into())
 }
 
-fn assert_clean(f: &Fleet) {
-    let v = f.violations();
-    assert!(v.is_empty(), "violations: {v:#?}");
+/// Ends the run with the full delivery proof (`finish`) and asserts that
+/// no checker fired.
+fn assert_clean(f: Fleet) {
+    let report = f.finish();
+    assert!(
+        report.violations.is_empty(),
+        "violations: {:#?}",
+        report.violations
+    );
 }
 
 fn all_acked(f: &Fleet, slot: &str) -> bool {
@@ -73,12 +79,15 @@ fn s18_2_held_lock_is_skipped_then_drained_on_a_later_scan() {
     assert_eq!((c.succeeded, c.failed), (1, 0), "{c:?}");
     assert!(all_acked(&f, "o1"));
     assert_eq!(f.tree().get("o1").unwrap().lock(), None);
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 #[test]
 fn s5_2_partitioned_drainer_gives_up_with_failed_while_the_foreground_ingests() {
     let mut f = fleet(2, 2);
+    // Only the drainer's own client is faulted: a foreground halt would be
+    // another engine's traffic reaching it (ORPHAN-ISOLATION).
+    f.set_quiet_foreground(true);
     assert!(f.add_orphan("o1", 4, 2, HistoryEnd::Close));
     f.script_drainer("o1", DrainerFault::Partition(Duration::from_secs(600)));
     f.start_foreground("app", own());
@@ -115,7 +124,7 @@ fn s5_2_partitioned_drainer_gives_up_with_failed_while_the_foreground_ingests() 
     assert_eq!(f.fleet_stats().drainers_started, started);
     f.append_rows(1).unwrap();
     f.flush().unwrap();
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 #[test]
@@ -131,7 +140,7 @@ fn s5_2_corrupt_orphan_ends_failed() {
     assert!(all_acked(&f, "o2"), "the healthy sibling drains");
     let c = f.drain_counters().unwrap();
     assert_eq!((c.failed, c.succeeded), (1, 1), "{c:?}");
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 #[test]
@@ -148,7 +157,7 @@ fn transient_refusal_is_retried_and_never_marks_failed() {
     assert_eq!(f.fleet_stats().drain_refusals, 1, "the listing failed once");
     assert!(!failed(&f, "o1"), "a transient refusal is not a give-up");
     assert!(all_acked(&f, "o1"), "retried and drained");
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 fn drain_many(cap: usize) {
@@ -181,7 +190,7 @@ fn drain_many(cap: usize) {
         assert!(all_acked(&f, n), "{n}");
         assert!(!failed(&f, n), "{n}");
     }
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 #[test]
@@ -220,7 +229,7 @@ fn drainers_run_their_own_reconnect_loops() {
     let fg = f.foreground_node().unwrap();
     assert_eq!(fg.connects(), 1, "the foreground saw none of it");
     assert!(all_acked(&f, "o1") && all_acked(&f, "o2"));
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 #[test]
@@ -290,7 +299,7 @@ fn owner_close_stops_drainers_keeps_the_data_and_releases_the_locks() {
             "{n}"
         );
     }
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 #[test]
@@ -307,7 +316,7 @@ fn own_failed_and_invalid_slots_are_never_opened() {
     assert!(!all_acked(&f, "bad..dir") && !all_acked(&f, "done"));
     assert_eq!(f.tree().get("done").unwrap().lives(), 1);
     assert_eq!(f.tree().get("bad..dir").unwrap().lives(), 1);
-    assert_clean(&f);
+    assert_clean(f);
 }
 
 #[test]
@@ -327,5 +336,23 @@ fn s8_a_drained_slot_is_released_after_its_watermark_so_a_rescan_resends_nothing
     assert!(f.run_until_drains_settle(Duration::from_secs(30)));
     assert_eq!(f.fleet_stats().drained, 2);
     assert_eq!(f.stats().check.sends, sends, "nothing was sent again");
-    assert_clean(&f);
+    assert_clean(f);
+}
+
+#[test]
+fn orphan_isolation_quiet_foreground_that_halts_is_reported_once() {
+    let mut f = fleet(11, 2);
+    f.set_quiet_foreground(true);
+    // The foreground's own first connect is refused for auth: a halt that
+    // no quiet fault explains, so the check must fire (exactly once).
+    f.network_mut()
+        .script_connect(sf_io_sim::ConnectFault::Status(401));
+    f.start_foreground("app", own());
+    f.run_for(Duration::from_secs(2));
+    let v = f.violations();
+    let iso: Vec<_> = v
+        .iter()
+        .filter(|x| x.invariant == "ORPHAN-ISOLATION")
+        .collect();
+    assert_eq!(iso.len(), 1, "{v:#?}");
 }

@@ -83,6 +83,19 @@ impl EngineConfig {
         }
     }
 
+    /// The engine configuration of an orphan drainer adopted by a sender
+    /// with this configuration: exactly what
+    /// [`Config::for_orphan_drainer`](crate::config::Config::for_orphan_drainer)
+    /// changes, on the engine's side (its first connect is retried in the
+    /// background; its close skips the drain). For a world that builds
+    /// engines without a [`Config`](crate::config::Config) (the simulator).
+    pub fn for_orphan_drainer(&self) -> EngineConfig {
+        let mut c = self.clone();
+        c.initial_connect_retry = InitialConnectRetry::Async;
+        c.close_flush_timeout = None;
+        c
+    }
+
     /// The keepalive interval in the form the durable tracker takes
     /// (milliseconds, `<= 0` disabled). A sub-millisecond interval rounds up
     /// to 1 ms rather than silently disabling the PING.

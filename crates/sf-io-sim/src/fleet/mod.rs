@@ -62,13 +62,16 @@ use node::Ctx;
 /// Steps at one virtual instant before the world calls it a spin (W5).
 const SPIN_LIMIT: u64 = 100_000;
 
-/// How long a drainer that saw everything acknowledged waits for the
-/// `.ack-watermark` to cover it before releasing the slot (the adapter's
-/// bound).
-const WATERMARK_WAIT: Duration = Duration::from_secs(2);
+/// Most sender reopens (rescans) the liveness phase may use: once faults
+/// are off, one rescan picks up every orphan a halted or busy scan left
+/// (a second covers a lock an outside holder released meanwhile); needing
+/// more is ORPHAN-LIVENESS.
+const MAX_LIVENESS_RESCANS: u32 = 2;
 
-/// Most sender reopens (rescans) the liveness phase may use.
-const MAX_LIVENESS_RESCANS: u32 = 40;
+/// Most passes of [`Fleet::start_drainers`] at one instant: every pass
+/// starts a drainer or ends a queued slot, so hitting it means the
+/// scheduler keeps handing out slots (ORPHAN-LIVENESS).
+const START_PASSES: u32 = 1024;
 
 /// One engine of the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -193,6 +196,8 @@ pub struct Fleet {
     same_instant_steps: u64,
     stuck: bool,
     liveness_rescans: u32,
+    /// How the last drainer of each slot ended (ORPHAN-LIVENESS reports).
+    last_end: BTreeMap<String, String>,
 }
 
 impl Fleet {
@@ -209,9 +214,9 @@ impl Fleet {
     ) -> Fleet {
         let mut root = SimRng::new(seed);
         let _ = root.fork("config");
-        let mut drainer_config = config.clone();
-        drainer_config.initial_connect_retry = InitialConnectRetry::Async;
-        drainer_config.close_flush_timeout = None;
+        // The same mapping as `Config::for_orphan_drainer` (sf-core keeps
+        // the two in step).
+        let drainer_config = config.for_orphan_drainer();
         let mut history_config = config.clone();
         history_config.close_flush_timeout = None;
         // A history sender keeps writing while it cannot connect (that is
@@ -276,6 +281,7 @@ impl Fleet {
             same_instant_steps: 0,
             stuck: false,
             liveness_rescans: 0,
+            last_end: BTreeMap::new(),
         };
         fleet.trace.record(
             Instant::ZERO,
@@ -417,6 +423,13 @@ impl Fleet {
         self.io_latency = max;
     }
 
+    /// Declares that no enabled fault can make the main foreground latch a
+    /// terminal error, so one that does is ORPHAN-ISOLATION (another
+    /// engine's traffic reached it).
+    pub fn set_quiet_foreground(&mut self, quiet: bool) {
+        self.quiet_foreground = quiet;
+    }
+
     /// Gives the next drainer of `slot` a per-client fault (FIFO per slot).
     pub fn script_drainer(&mut self, slot: &str, fault: DrainerFault) {
         self.drainer_faults
@@ -536,13 +549,13 @@ impl Fleet {
                         let role = match role {
                             Role::Drainer { .. } => Role::Drainer {
                                 target: engine.published_fsn(),
-                                acked_at: None,
                             },
                             r => r,
                         };
                         let mut node =
                             Node::new(id, process, slot_name.to_owned(), client, role, engine, now);
                         node.headers = self.headers.clone();
+                        node.started_in_liveness = self.phase == Phase::Liveness;
                         if !self.io_latency.is_zero() {
                             node.io_latency = self.io_latency;
                             node.io_rng = Some(self.rng.fork("io"));
@@ -700,7 +713,28 @@ impl Fleet {
     /// Starts drainers while the scheduler of `p` allows.
     fn start_drainers(&mut self, p: ProcessId) {
         // Bounded: every pass ends a queued slot or starts a drainer.
-        for _ in 0..1024 {
+        for pass in 0..=START_PASSES {
+            if pass == START_PASSES {
+                let (active, queued) = self
+                    .processes
+                    .get(&p)
+                    .and_then(|pr| pr.scheduler.as_ref())
+                    .map(|s| {
+                        (
+                            s.active().map(str::to_owned).collect::<Vec<_>>(),
+                            s.queued(),
+                        )
+                    })
+                    .unwrap_or_default();
+                self.violate(
+                    "ORPHAN-LIVENESS",
+                    format!(
+                        "process {} was handed {START_PASSES} drainer starts at one instant (active {active:?}, queued {queued})",
+                        p.0
+                    ),
+                );
+                return;
+            }
             let Some(proc_) = self.processes.get_mut(&p) else {
                 return;
             };
@@ -716,21 +750,22 @@ impl Fleet {
             let own = proc_.own.clone();
             let was_adoptable = proc_.adoptable.contains(&name);
             let id = self.next_node_id();
-            let (entries, failed) = match self.tree.get(&name) {
-                Some(s) => (s.entries(), s.failed().is_some()),
-                None => (Vec::new(), false),
-            };
-            let verdict = judge(&own, &name, entries.iter().map(String::as_str));
-            if !was_adoptable
-                || verdict == Verdict::Own
-                || verdict == Verdict::InvalidName
-                || failed
-            {
+            let entries = self
+                .tree
+                .get(&name)
+                .map(SlotDir::entries)
+                .unwrap_or_default();
+            // The world's own notion (not `judge`, which is under test):
+            // the process's own slots, and names no sender may carry.
+            let owned = world_owns(&own, &name);
+            let invalid = !world_valid_name(&name);
+            if !was_adoptable || owned || invalid {
                 self.violate(
                     "ORPHAN-SKIP",
                     format!(
-                        "process {} starts a drainer on {name} (judged {verdict:?} now, adoptable at scan: {was_adoptable})",
-                        p.0
+                        "process {} starts a drainer on {name} (own {owned}, invalid name {invalid}, adoptable at scan: {was_adoptable}, {} entries)",
+                        p.0,
+                        entries.len()
                     ),
                 );
             }
@@ -749,15 +784,27 @@ impl Fleet {
                 self.end_drainer(p, id, &name, DrainEnd::LockHeld);
                 continue;
             }
+            // As the adapter does: `.failed` is re-checked under the lock
+            // (another process may have written it after the scan).
+            if self.tree.get(&name).is_some_and(|s| s.failed().is_some()) {
+                self.trace.record(
+                    self.now,
+                    &format!("n{}:skip", id.0),
+                    format_args!("slot={name} .failed found under the lock"),
+                );
+                self.end_drainer(p, id, &name, DrainEnd::AlreadyFailed);
+                self.tree.release(&name, LockHolder::Node(id));
+                continue;
+            }
             // The client's faults are in place before its first connect.
             let client = self.new_client();
-            self.apply_drainer_faults(id, client, &name);
-            let role = Role::Drainer {
-                target: None,
-                acked_at: None,
-            };
+            let role = Role::Drainer { target: None };
+            let had_fault = self.apply_drainer_faults(id, client, &name);
             match self.open_node(id, p, &name, role, client) {
                 Ok(id) => {
+                    if let Some(n) = self.nodes.get_mut(&id) {
+                        n.had_fault = had_fault;
+                    }
                     self.fleet_stats.drainers_started += 1;
                     if let Some(pr) = self.processes.get_mut(&p) {
                         pr.drainers.insert(id);
@@ -773,8 +820,8 @@ impl Fleet {
     }
 
     /// Per-client faults for a new drainer: scripted ones for its slot,
-    /// or (swarm) a random one during the fault phase.
-    fn apply_drainer_faults(&mut self, id: NodeId, client: ClientId, slot: &str) {
+    /// or (swarm) a random one during the fault phase. Whether it got one.
+    fn apply_drainer_faults(&mut self, id: NodeId, client: ClientId, slot: &str) -> bool {
         let mut faults = Vec::new();
         if let Some(list) = self.drainer_faults.get_mut(slot) {
             if !list.is_empty() {
@@ -798,6 +845,7 @@ impl Fleet {
                 _ => {}
             }
         }
+        let had = !faults.is_empty();
         for f in faults {
             self.trace
                 .record(self.now, &format!("n{}:fault", id.0), format_args!("{f:?}"));
@@ -813,6 +861,7 @@ impl Fleet {
                 }
             }
         }
+        had
     }
 
     /// Reports a drainer's end to its scheduler and carries out the
@@ -827,6 +876,10 @@ impl Fleet {
             | DrainEnd::Stopped => false,
         };
         let end_text = format!("{end:?}");
+        self.last_end.insert(
+            slot.to_owned(),
+            format!("n{} ended {end_text} at {}ns", id.0, self.now.as_nanos()),
+        );
         match &end {
             DrainEnd::Drained => self.fleet_stats.drained += 1,
             DrainEnd::Stopped => self.fleet_stats.stopped += 1,
@@ -925,4 +978,24 @@ impl Fleet {
             }
         }
     }
+}
+
+/// Whether `name` is one of the slots `own` names, by the world's own
+/// reading of the configuration: the single sender's slot, or `base-i`
+/// with `i < max` for a pool.
+fn world_owns(own: &OwnSlots, name: &str) -> bool {
+    match own {
+        OwnSlots::Single(s) => s == name,
+        OwnSlots::Pool { base, max } => (0..*max).any(|i| name == format!("{base}-{i}")),
+    }
+}
+
+/// The world's notion of a name a sender may carry: the histories only
+/// ever use letters, digits and `-`, and `bad..dir` stands for every
+/// invalid one.
+fn world_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

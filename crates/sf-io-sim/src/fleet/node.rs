@@ -11,7 +11,7 @@ use sf_core::engine::{Engine, EngineError, Input, Output};
 use sf_core::errors::SenderError;
 use std::collections::BTreeMap;
 
-use sf_core::storage::{AppendDecision, AppendError, IoId, IoOutcome};
+use sf_core::storage::{AppendDecision, AppendError, StorageOutput};
 use sf_core::{Fsn, Instant};
 
 use crate::check::Violation;
@@ -31,12 +31,12 @@ pub enum Role {
     /// The application's own sender, with a producer.
     Foreground,
     /// A background drainer of an orphan slot: done when `target` (the
-    /// highest FSN it recovered) is acknowledged.
+    /// highest FSN it recovered) is acknowledged; it then closes, and the
+    /// engine's own close settles the `.ack-watermark` (no wait of the
+    /// world's own).
     Drainer {
         /// The highest recovered FSN (`None`: nothing to send).
         target: Option<Fsn>,
-        /// When everything was acknowledged (the watermark wait starts).
-        acked_at: Option<Instant>,
     },
 }
 
@@ -99,10 +99,20 @@ pub struct Node {
     pub(crate) io_latency: Duration,
     /// Draws the delays.
     pub(crate) io_rng: Option<SimRng>,
-    /// Storage completions not yet delivered (the disk acted at once; the
-    /// engine hears later), by delivery time and order of issue.
-    io_queue: BTreeMap<(Instant, u64), (IoId, IoOutcome)>,
+    /// Storage requests in flight, by completion time and order of issue:
+    /// the disk performs each one only when it completes (so a crash before
+    /// then loses it, as a process crash loses an un-issued write), and the
+    /// engine hears the outcome at that instant. Completion times never
+    /// decrease (one I/O queue per engine, in order).
+    io_queue: BTreeMap<(Instant, u64), StorageOutput>,
     io_seq: u64,
+    /// When the last queued request completes (FIFO bound).
+    io_last_at: Instant,
+    /// A per-client fault was given to this node (drainers).
+    pub(crate) had_fault: bool,
+    /// Started during the liveness phase: no fault of any kind can touch
+    /// it, so a terminal error of it is a violation.
+    pub(crate) started_in_liveness: bool,
 }
 
 /// What a node needs from the world for one step.
@@ -156,6 +166,9 @@ impl Node {
             io_rng: None,
             io_queue: BTreeMap::new(),
             io_seq: 0,
+            io_last_at: now,
+            had_fault: false,
+            started_in_liveness: false,
         }
     }
 
@@ -240,14 +253,27 @@ impl Node {
         self.io_queue.keys().next().map(|k| k.0)
     }
 
-    /// Delivers the storage completions due by now.
+    /// Storage requests still in flight (dropped if the node dies now).
+    pub(crate) fn io_in_flight(&self) -> usize {
+        self.io_queue.len()
+    }
+
+    /// Performs the storage requests that complete by now on the slot's
+    /// disk and delivers their outcomes.
     pub(crate) fn deliver_io(&mut self, cx: &mut Ctx<'_>) {
         while let Some(entry) = self.io_queue.first_entry() {
             if entry.key().0 > cx.now || self.engine.is_none() {
                 break;
             }
-            let (id, outcome) = entry.remove();
-            self.feed(cx, Input::Io { id, outcome });
+            let op = entry.remove();
+            let outcome = cx.slot.disk.perform(&op);
+            self.feed(
+                cx,
+                Input::Io {
+                    id: op.id(),
+                    outcome,
+                },
+            );
         }
     }
 
@@ -275,14 +301,17 @@ impl Node {
             cx.slot.checker.on_output(now, &output);
             match output {
                 Output::Storage(op) => {
-                    let outcome = cx.slot.disk.perform(&op);
                     if let (false, Some(rng)) = (self.io_latency.is_zero(), self.io_rng.as_mut()) {
                         let max = u64::try_from(self.io_latency.as_nanos()).unwrap_or(u64::MAX);
-                        let at = now.saturating_add(Duration::from_nanos(rng.below(max)));
+                        let at = now
+                            .saturating_add(Duration::from_nanos(rng.below(max)))
+                            .max(self.io_last_at);
+                        self.io_last_at = at;
                         self.io_seq += 1;
-                        self.io_queue.insert((at, self.io_seq), (op.id(), outcome));
+                        self.io_queue.insert((at, self.io_seq), op);
                         continue;
                     }
+                    let outcome = cx.slot.disk.perform(&op);
                     let input = Input::Io {
                         id: op.id(),
                         outcome,

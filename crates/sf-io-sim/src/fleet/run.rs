@@ -209,7 +209,11 @@ impl Fleet {
                 self.trace.record(self.now, "phase", format_args!("live"));
                 break;
             }
-            if self.wants_rescan() && self.liveness_rescans < MAX_LIVENESS_RESCANS {
+            if self.wants_rescan() {
+                if self.liveness_rescans >= MAX_LIVENESS_RESCANS {
+                    self.report_rescans_exhausted();
+                    break;
+                }
                 self.liveness_rescans += 1;
                 if let Some(m) = self.main {
                     let at = self.now.saturating_add(Duration::from_millis(100));
@@ -247,7 +251,26 @@ impl Fleet {
             })
     }
 
+    /// The rescans the liveness phase allows did not settle the orphans:
+    /// ORPHAN-LIVENESS for each one left, with how its last drainer ended.
+    fn report_rescans_exhausted(&mut self) {
+        for (slot, state) in self.undone_orphans() {
+            let last = self
+                .last_end
+                .get(&slot)
+                .cloned()
+                .unwrap_or_else(|| "no drainer ever ended on it".to_owned());
+            let detail = format!(
+                "orphan {slot} still undone after {MAX_LIVENESS_RESCANS} rescans with faults off (last drainer: {last}): {state}"
+            );
+            self.violate("ORPHAN-LIVENESS", detail);
+        }
+    }
+
+    /// The liveness bound passed (or nothing more was due) without the
+    /// liveness goal: always at least one violation, saying what is left.
     fn report_stuck(&mut self) {
+        let before = self.violations.len();
         let undone = self.undone_orphans();
         if !self.foreground_settled() {
             let state = match self.foreground_node() {
@@ -278,22 +301,81 @@ impl Fleet {
             );
             self.violate("ORPHAN-LIVENESS", detail);
         }
-        if self.liveness_rescans >= MAX_LIVENESS_RESCANS {
-            let detail = format!("{MAX_LIVENESS_RESCANS} rescans did not settle the orphans");
-            self.violate("ORPHAN-LIVENESS", detail);
+        if self.violations.len() == before {
+            // Only drainers still running or a scheduler not idle stand in
+            // the way: say which.
+            let detail = match self.main.and_then(|m| self.processes.get(&m)) {
+                None => "no main process".to_owned(),
+                Some(p) => {
+                    let drainers: Vec<String> = p
+                        .drainers
+                        .iter()
+                        .filter_map(|d| self.nodes.get(d))
+                        .map(|n| format!("n{} on {} ({:?})", n.id.0, n.slot, n.role))
+                        .collect();
+                    let sched = p.scheduler.as_ref().map(|s| {
+                        (
+                            s.active().map(str::to_owned).collect::<Vec<_>>(),
+                            s.queued(),
+                            s.counters(),
+                        )
+                    });
+                    format!(
+                        "alive {} drainers {drainers:?} scheduler (active, queued, counters) {sched:?} reopen_at {:?}",
+                        p.alive, p.reopen_at
+                    )
+                }
+            };
+            self.violate(
+                "ORPHAN-LIVENESS",
+                format!(
+                    "the drains did not settle within {:?} after the faults stopped: {detail}",
+                    self.options.liveness_bound
+                ),
+            );
         }
     }
 
-    /// Ends the run: the delivery proof for every slot whose data is all
-    /// acknowledged, and the report.
+    /// Ends the run: the full delivery proof for every slot whose data is
+    /// all acknowledged; for every other slot (`.failed`, stuck, a pool's
+    /// own) the duplicate rule and the rows of every acknowledged frame;
+    /// then the report.
     pub fn finish(mut self) -> Report {
         let log = self.delivery_log();
         let now = self.now;
-        for (_, s) in self.tree.iter_mut() {
+        let mut found = Vec::new();
+        for (name, s) in self.tree.iter_mut() {
             if s.checker.all_acked() {
                 s.checker.check_delivery(now, &log);
+            } else {
+                s.checker.check_duplicates(now, &log);
+            }
+            // An acknowledged frame is promised whether or not its flush
+            // returned: the server said it has the rows (unless a server
+            // restart forgot them, which the server side judges).
+            let acked = s.checker.acked();
+            for rec in s.checker.ledger().values() {
+                if acked.is_none_or(|a| rec.fsn > a) || rec.dropped || rec.excused {
+                    continue;
+                }
+                let missing = (0..rec.rows)
+                    .map(|i| rec.first_row + i64::from(i))
+                    .find(|r| {
+                        log.counts.get(r).is_none_or(|c| *c == 0) && !log.forgotten.contains(r)
+                    });
+                if let Some(row) = missing {
+                    found.push(crate::check::Violation {
+                        invariant: "C1",
+                        detail: format!(
+                            "slot {name}: frame {} was acknowledged but row {row} never reached the server",
+                            rec.fsn
+                        ),
+                        at: now,
+                    });
+                }
             }
         }
+        self.violations.extend(found);
         let violations = self.violations();
         let stats = self.stats();
         let hash = self.trace.hash();
@@ -306,7 +388,9 @@ impl Fleet {
         }
     }
 
-    /// Every row id the servers committed, with how often.
+    /// Every row id the servers committed, with how often, and the rows
+    /// a server restart forgot before making them durable (the client is
+    /// not asked for those; the servers judge durable-ACK mode).
     pub fn delivery_log(&self) -> DeliveryLog {
         let mut log = DeliveryLog::default();
         for m in self.net.accepted() {
@@ -314,6 +398,11 @@ impl Fleet {
                 for &id in &t.row_ids {
                     *log.counts.entry(id).or_insert(0) += 1;
                 }
+            }
+        }
+        for m in self.net.lost() {
+            for t in &m.tables {
+                log.forgotten.extend(t.row_ids.iter().copied());
             }
         }
         log

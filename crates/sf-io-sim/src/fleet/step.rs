@@ -35,18 +35,14 @@ impl Fleet {
             if self.autopilot {
                 take(n.producer_wake());
             }
-            if let Role::Drainer {
-                acked_at: Some(a), ..
-            } = n.role
-            {
-                take(Some(a.saturating_add(super::WATERMARK_WAIT)));
-            }
         }
         take(self.net.next_event_at());
         for p in self.processes.values() {
             if p.alive {
-                // A reopen waits for the old foreground to be gone.
-                if p.foreground.is_none() {
+                // A reopen waits for the old foreground and its drainers
+                // to be gone (the adapter's close joins its drainers), so
+                // a new scan never runs beside the old scan's drainers.
+                if p.foreground.is_none() && p.drainers.is_empty() {
                     take(p.reopen_at);
                 }
                 // A history end that fired is parked at the end of time.
@@ -163,7 +159,10 @@ impl Fleet {
                     continue;
                 }
             }
-            if pr.reopen_at.is_some_and(|r| r <= now) && pr.foreground.is_none() {
+            if pr.reopen_at.is_some_and(|r| r <= now)
+                && pr.foreground.is_none()
+                && pr.drainers.is_empty()
+            {
                 if let Some(pr) = self.processes.get_mut(&p) {
                     pr.reopen_at = None;
                 }
@@ -253,11 +252,11 @@ impl Fleet {
         }
     }
 
-    /// Ends drainers that are done (everything acknowledged and the
-    /// watermark written, or its wait over) or latched a terminal error.
+    /// Closes drainers that are done (everything they recovered is
+    /// acknowledged) or latched a terminal error. The engine's close
+    /// settles the owed `.ack-watermark` itself; the lock goes when
+    /// `Closed` arrives (see [`Fleet::reap`]).
     fn drive_drainers(&mut self) {
-        let now = self.now;
-        let files = self.config.storage.backing == Backing::Files;
         let ids: Vec<NodeId> = self
             .nodes
             .values()
@@ -279,21 +278,10 @@ impl Fleet {
                 self.with_node(id, |n, cx| n.begin_close(cx, Ending::Terminal(e)));
                 continue;
             }
-            let Role::Drainer { target, acked_at } = node.role else {
+            let Role::Drainer { target } = node.role else {
                 continue;
             };
-            let acked = target.is_none_or(|t| engine.acked_fsn() >= Some(t));
-            if !acked {
-                continue;
-            }
-            let watermark_ok =
-                !files || target.is_none_or(|t| engine.storage().watermark_persisted() >= Some(t));
-            let acked_at = acked_at.unwrap_or(now);
-            node.role = Role::Drainer {
-                target,
-                acked_at: Some(acked_at),
-            };
-            if watermark_ok || now >= acked_at.saturating_add(super::WATERMARK_WAIT) {
+            if target.is_none_or(|t| engine.acked_fsn() >= Some(t)) {
                 self.with_node(id, |n, cx| n.begin_close(cx, Ending::Drained));
             }
         }
@@ -303,12 +291,24 @@ impl Fleet {
     /// (a drainer's end is reported to its scheduler first, so `.failed`
     /// is written under the lock).
     pub(super) fn reap(&mut self) {
-        let closed: Vec<NodeId> = self
-            .nodes
-            .values()
-            .filter(|n| n.closed.is_some())
-            .map(|n| n.id)
-            .collect();
+        // Reaping a foreground stops its drainers, whose `Closed` may come
+        // at once: reap until none is left, so no closed node lingers with
+        // nothing due to reap it (a reopen waits for the drainers).
+        loop {
+            let closed: Vec<NodeId> = self
+                .nodes
+                .values()
+                .filter(|n| n.closed.is_some())
+                .map(|n| n.id)
+                .collect();
+            if closed.is_empty() {
+                return;
+            }
+            self.reap_nodes(closed);
+        }
+    }
+
+    fn reap_nodes(&mut self, closed: Vec<NodeId>) {
         for id in closed {
             let Some(node) = self.nodes.remove(&id) else {
                 continue;
@@ -320,8 +320,11 @@ impl Fleet {
                 now,
                 &format!("n{}:closed", id.0),
                 format_args!(
-                    "slot={} {:?} ending={:?}",
-                    node.slot, node.closed, node.ending
+                    "slot={} {:?} ending={:?} io_in_flight={}",
+                    node.slot,
+                    node.closed,
+                    node.ending,
+                    node.io_in_flight()
                 ),
             );
             let loss = match self.config.storage.backing {
@@ -337,12 +340,41 @@ impl Fleet {
             if matches!(node.ending, Some(Ending::Terminal(_))) {
                 self.stats.halts += 1;
             }
+            let is_main_fg = Some(p) == self.main
+                && self
+                    .processes
+                    .get(&p)
+                    .is_some_and(|pr| pr.foreground == Some(id));
+            if let (true, true, Some(Ending::Terminal(e))) =
+                (is_main_fg, self.quiet_foreground, &node.ending)
+            {
+                let detail = format!(
+                    "the foreground on {} latched a terminal error its own traffic cannot explain: {e}",
+                    node.slot
+                );
+                self.violate("ORPHAN-ISOLATION", detail);
+                // Reported once per run.
+                self.quiet_foreground = false;
+            }
             if node.is_drainer() {
-                let end = match node.ending {
-                    Some(Ending::Drained) => DrainEnd::Drained,
-                    Some(Ending::Terminal(e)) => DrainEnd::Terminal(e),
-                    Some(Ending::Stopped) | None => DrainEnd::Stopped,
+                let end = match (node.ending, &node.closed) {
+                    // The adapter's rule: a drained slot whose close
+                    // failed was not released cleanly; its data stays.
+                    (Some(Ending::Drained), Some(Err(_))) => DrainEnd::Stopped,
+                    (Some(Ending::Drained), _) => DrainEnd::Drained,
+                    (Some(Ending::Terminal(e)), _) => DrainEnd::Terminal(e),
+                    (Some(Ending::Stopped) | None, _) => DrainEnd::Stopped,
                 };
+                if let DrainEnd::Terminal(e) = &end {
+                    if self.phase == Phase::Liveness && node.started_in_liveness && !node.had_fault
+                    {
+                        let detail = format!(
+                            "drainer n{} on {} started after the faults stopped, had no per-client fault, and latched a terminal error (.failed follows): {e}",
+                            id.0, node.slot
+                        );
+                        self.violate("ORPHAN-LIVENESS", detail);
+                    }
+                }
                 if let Some(pr) = self.processes.get_mut(&p) {
                     pr.drainers.remove(&id);
                 }
@@ -537,6 +569,7 @@ impl Fleet {
         let clients: Vec<_> = self.clients.keys().copied().collect();
         for c in clients {
             self.net.partition_client(c, self.now, None);
+            self.net.clear_client_script(c);
         }
         if let Some((_, slot)) = self.outside_release.take() {
             self.tree.release(&slot, LockHolder::Outside);
