@@ -193,9 +193,11 @@ impl SimDisk {
 
     /// The producer's write of a placed frame (header first when the
     /// placement installs a segment), through the segment codec. On an
-    /// injected EIO part of the frame may have reached the mapping (never
-    /// its CRC): the core seals or discards the segment, so that partial
-    /// frame becomes a torn tail. Pass the result to `commit_append`.
+    /// injected EIO a prefix of (header, length, payload) may have reached
+    /// the mapping (never the CRC, and never frame bytes without the
+    /// header the same write installs): the core seals or discards the
+    /// segment, so that partial frame becomes a torn tail. Pass the result
+    /// to `commit_append`.
     pub fn write_frame(&mut self, placement: &Placement, payload: &[u8]) -> Result<(), IoFailure> {
         self.stats.frame_writes += 1;
         let name = placement.gen.file_name();
@@ -231,18 +233,29 @@ impl SimDisk {
         }
         if let Some(failure) = injected {
             // Some prefix of (header, length, payload) landed; the CRC,
-            // written last, did not.
-            if let Some(h) = header {
-                if self.rng.coin() {
-                    file.write(0, &h);
+            // written last, did not. A prefix: the adapter writes the
+            // header first and stops at its failure, so frame bytes never
+            // land in an installing segment whose header did not (that
+            // would be headerless data, which no crash of the real adapter
+            // leaves behind and recovery rightly refuses).
+            let header_landed = match header {
+                Some(h) => {
+                    let landed = self.rng.coin();
+                    if landed {
+                        file.write(0, &h);
+                    }
+                    landed
                 }
-            }
+                None => true,
+            };
             // The placement's length fits i32 (the engine caps payloads).
             let len = i32::try_from(payload.len()).unwrap_or(i32::MAX);
             let mut body = len.to_le_bytes().to_vec();
             body.extend_from_slice(payload);
+            // Drawn even when nothing more lands, so the random stream (and
+            // every other saved seed's run) stays as it was.
             let n = usize::try_from(self.rng.below(body.len() as u64 + 1)).unwrap_or(0);
-            if let Some(prefix) = body.get(..n) {
+            if let Some(prefix) = body.get(..n).filter(|_| header_landed) {
                 file.write(offset + 4, prefix);
             }
             return Err(failure);
