@@ -221,9 +221,13 @@ impl StorageConfig {
     /// A restart still replays nothing acknowledged (S5's purpose, DESIGN
     /// §6 item 11) without the reclaim: `.ack-watermark` follows every
     /// acknowledgement, is rewritten at open and settled by a clean close,
-    /// and recovery starts after it (S8). Only a host crash that loses the
-    /// unsynced watermark replays acknowledged frames of a small active
-    /// segment: duplicates, never loss.
+    /// and recovery starts after it (S8). Acknowledged frames of a small
+    /// active segment are replayed only when the watermark does not cover
+    /// them at the next open: a host crash that loses the unsynced
+    /// watermark, a process crash while its write is in flight or waits
+    /// out a failed write's retry, a close whose settle wait ended on a
+    /// failed write or at its deadline, or a watermark file that cannot be
+    /// read at open. Each replays duplicates, never loses a frame.
     ///
     /// Memory: nothing survives a restart, so an early reclaim buys nothing.
     pub fn default_reclaim_min_bytes(backing: Backing, segment_bytes: u64) -> u64 {

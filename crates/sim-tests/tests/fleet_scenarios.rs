@@ -15,8 +15,7 @@ use sf_io_sim::fleet::{DrainerFault, HistoryEnd, LockHolder};
 use sf_io_sim::{CrashKind, DiskFaults, Fleet, NetFaults, SimOptions};
 
 fn config() -> EngineConfig {
-    let mut storage = StorageConfig::files();
-    storage.segment_bytes = 4096;
+    let mut storage = StorageConfig::files().with_segment_bytes(4096);
     storage.max_total_bytes = 4096 * 16;
     let mut c = EngineConfig::new(storage, NonZeroUsize::MIN);
     c.backoff = BackoffConfig::new(

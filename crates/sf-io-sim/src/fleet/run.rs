@@ -59,6 +59,14 @@ impl Fleet {
         let mut cfg_rng = SimRng::new(seed).fork("fleet-config");
         let mut config = random_config(&mut cfg_rng);
         config.storage.backing = Backing::Files;
+        if config.storage.reclaim_min_bytes == u64::MAX {
+            // Drawn for memory backing: give the forced file backing the
+            // files default (half a segment) rather than memory's "never".
+            config.storage = config
+                .storage
+                .clone()
+                .with_segment_bytes(config.storage.segment_bytes);
+        }
         let max_outage = Duration::from_millis(cfg_rng.range_inclusive(2_000, 30_000));
         let max_backoff = Duration::from_millis(cfg_rng.range_inclusive(200, 5_000));
         if let Ok(b) = BackoffConfig::new(Duration::from_millis(100), max_backoff, max_outage) {

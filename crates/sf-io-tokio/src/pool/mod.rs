@@ -847,9 +847,16 @@ fn reap(inner: &Arc<PoolInner>) {
         let now = Instant::now();
         let mut expired = Vec::new();
         // Oldest first: borrowers take the most recent, so the front ages.
-        // In-use counts an expired sender until it is settled: subtract
-        // the ones already taken in this pass.
-        while g.alloc.in_use() - expired.len() as u32 > inner.sizes.min
+        // In-use counts an expired sender until it is settled (subtract
+        // the ones already taken in this pass) and every index a running
+        // recovery holds (not a sender the pool keeps: it would otherwise
+        // reap below `min` while recoveries run).
+        while g
+            .alloc
+            .in_use()
+            .saturating_sub(g.recovery.running)
+            .saturating_sub(expired.len() as u32)
+            > inner.sizes.min
             && g.idle
                 .first()
                 .is_some_and(|i| now.saturating_duration_since(i.since) >= inner.sizes.idle_timeout)

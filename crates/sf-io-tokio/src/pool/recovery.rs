@@ -118,7 +118,20 @@ pub(super) fn start(inner: &Arc<PoolInner>) -> Vec<JoinHandle<()>> {
 /// pool closes.
 fn worker(inner: &Arc<PoolInner>) {
     while let Some(index) = next(inner) {
-        let outcome = recover_one(inner, index);
+        // A panic inside one recovery (slot recovery from disk, a tracing
+        // layer) must not leave its index reserved with no owner and
+        // `running` counted for good: the index is settled (its sender, if
+        // any, was dropped by the unwind and released its lock) and the
+        // slot counted as given up, its data left on disk.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| recover_one(inner, index)))
+                .unwrap_or_else(|_| {
+                    tracing::error!(
+                "sender pool: the recovery of slot index {index} panicked; its data stays on disk"
+            );
+                    inner.settle(index);
+                    Outcome::GivenUp
+                });
         let stat = match outcome {
             Outcome::Recovered => &inner.stats.recovered_slots,
             Outcome::GivenUp => &inner.stats.recoveries_given_up,
